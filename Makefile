@@ -1,0 +1,49 @@
+# kaudit: `make demo` and `make test` set up everything they need on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+UV_VERSION := 0.13.9
+export SPARK_LOCAL_IP ?= 127.0.0.1
+export PYSPARK_PYTHON := $(abspath $(BIN)/python)
+
+.PHONY: help install prereqs demo test bench lint lock clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+prereqs:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { echo "kaudit needs Python 3.11+ as $(PYTHON): install python3.11 (or run make PYTHON=/path/to/python3.11)"; exit 1; }
+	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { echo "kaudit needs Python's venv module: apt-get install python3-venv"; exit 1; }
+	@v=$$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1); [ -n "$$v" ] && [ "$$v" -ge 17 ] || { echo "kaudit needs Java 17+ for Spark: apt-get install openjdk-17-jre-headless"; exit 1; }
+	@ldconfig -p 2>/dev/null | grep -q 'libpango-1.0.so' || { echo "kaudit needs Pango for WeasyPrint: apt-get install libpango-1.0-0 libpangoft2-1.0-0"; exit 1; }
+
+install: prereqs $(STAMP) ## create .venv with the pinned dependencies (quick when nothing changed)
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --disable-pip-version-check "uv==$(UV_VERSION)"
+	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	@touch $(STAMP)
+
+demo: install ## generate a realistic week, collect, ingest and report it (output in demo-out/)
+	$(BIN)/kaudit demo --out demo-out
+
+test: install ## run the test suite
+	$(BIN)/python -m pytest -q
+
+bench: install ## ingest benchmark against DuckDB; writes bench/RESULTS.md
+	$(BIN)/python bench/bench_ingest.py
+
+lint: install ## ruff and mypy
+	$(BIN)/ruff check jobs reports expectations dags tests bench
+	$(BIN)/mypy
+
+lock: ## regenerate requirements.lock from pyproject.toml (needs the registry)
+	$(BIN)/uv pip compile --python-version 3.11 --extra dev pyproject.toml -o requirements.lock --no-header
+
+clean: ## remove generated outputs (keeps .venv)
+	rm -rf demo-out kaudit-home bench/work .pytest_cache

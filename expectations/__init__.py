@@ -1,0 +1,1 @@
+"""kaudit data contracts (Great Expectations suites) and their runner."""

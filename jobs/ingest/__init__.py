@@ -1,0 +1,1 @@
+"""Ingest: evidence files -> the Parquet lake (JSON parsed once, here)."""

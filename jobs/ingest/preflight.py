@@ -1,0 +1,108 @@
+"""Per-file framing facts that Spark's text source cannot give: line counts and gzip damage.
+
+Plain files are counted (newlines, plus a final line without one). Gzip files are
+decompressed here, bounded, into a staging file that Spark then reads: a truncated or
+corrupt stream keeps every complete line before the damage, and the damage itself becomes
+one quarantined line (reason ``gzip_truncated``) so that nothing is silently lost.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+CHUNK = 1 << 20
+GZIP_MAGIC = b"\x1f\x8b"
+DEFAULT_MAX_DECOMPRESSED = 64 << 30  # 64 GiB per file: decompression is bounded
+
+
+@dataclass(frozen=True)
+class Framed:
+    sha256: str
+    read_path: Path  # what Spark reads (the evidence file, or its decompressed copy)
+    lines: int  # physical lines Spark will see in read_path
+    size: int  # bytes Spark will see
+    compressed: bool
+    damage: str | None = None  # gzip problem, if any
+    damage_tail: bytes = b""  # the partial line at the point of damage
+
+
+def count_lines(path: Path) -> tuple[int, int]:
+    """(lines, bytes): newlines, plus one for a final line without a newline."""
+    lines = size = 0
+    last = b"\n"
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            lines += chunk.count(b"\n")
+            size += len(chunk)
+            last = chunk[-1:]
+    return lines + (1 if last != b"\n" else 0), size
+
+
+def is_gzip(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(2) == GZIP_MAGIC
+
+
+def gunzip_salvage(src: Path, dest: Path, max_bytes: int = DEFAULT_MAX_DECOMPRESSED
+                   ) -> tuple[str | None, bytes]:
+    """Decompress every gzip member of src into dest, up to the last complete line.
+
+    Returns (damage, tail): damage describes a truncated/corrupt stream or an exceeded bound,
+    tail is the partial line cut at that point (it goes to quarantine).
+    """
+    damage: str | None = None
+    written = 0
+    pending = b""
+    with open(src, "rb") as fin, open(dest, "wb") as fout:
+        d = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        started = False  # bytes fed to the current member
+        data = b""
+        while True:
+            if not data:
+                data = fin.read(CHUNK)
+                if not data:
+                    break
+            started = True
+            try:
+                out = d.decompress(data, CHUNK)
+            except zlib.error as exc:
+                damage = f"corrupt gzip stream: {exc}"
+                break
+            data = d.unconsumed_tail
+            buf = pending + out
+            cut = buf.rfind(b"\n") + 1
+            fout.write(buf[:cut])
+            written += cut
+            pending = buf[cut:]
+            if written + len(pending) > max_bytes:
+                damage = f"decompressed size over the bound of {max_bytes} bytes"
+                break
+            if d.eof:  # end of one member; another may follow (concatenated gzip)
+                data = d.unused_data + data
+                d = zlib.decompressobj(zlib.MAX_WBITS | 16)
+                started = False
+                if data and not data.startswith(GZIP_MAGIC[:1]):
+                    if data.strip(b"\x00") or fin.read(CHUNK).strip(b"\x00"):
+                        damage = "trailing garbage after the gzip stream"
+                    data = b""
+                    break
+        if damage is None and started and not d.eof:
+            damage = "gzip stream truncated (unexpected end of input)"
+        if damage is None and pending:
+            fout.write(pending)  # a last line without newline in an intact stream
+            pending = b""
+    return damage, pending
+
+
+def frame(sha256: str, evidence: Path, staging: Path,
+          max_decompressed: int = DEFAULT_MAX_DECOMPRESSED) -> Framed:
+    if not is_gzip(evidence):
+        lines, size = count_lines(evidence)
+        return Framed(sha256, evidence, lines, size, compressed=False)
+    staging.mkdir(parents=True, exist_ok=True)
+    plain = staging / sha256
+    damage, tail = gunzip_salvage(evidence, plain, max_decompressed)
+    lines, size = count_lines(plain)
+    return Framed(sha256, plain, lines, size, compressed=True, damage=damage, damage_tail=tail)

@@ -1,0 +1,214 @@
+"""Pure Spark transforms of ingest: raw lines -> classified lines -> normalized events.
+
+Input of ``classify_lines``: one row per physical line with ``value`` (the line as read by
+Spark's text source, bytes unvalidated), ``evidence_sha256``, ``line_no``, ``master``,
+``cluster``, ``file_order``. Every row leaves with exactly one ``bucket``:
+``event`` | ``duplicate`` | ``quarantined`` | ``blank``; quarantined rows carry ``reason``.
+No Python UDFs: Spark SQL built-ins only.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql.types import StringType, StructField, StructType
+
+from jobs.schemas import EVENT_COLUMNS, RAW_EVENT
+
+CORRUPT = "_corrupt_record"
+PARSE_SCHEMA = StructType([*RAW_EVENT.fields, StructField(CORRUPT, StringType())])
+JSON_OPTIONS = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT}
+
+# quarantine reasons (stable identifiers, documented in README)
+TOO_LONG = "line_too_long"
+INVALID_UTF8 = "invalid_utf8"
+NUL_BYTES = "nul_bytes"
+NOT_JSON = "not_json"
+NOT_OBJECT = "not_object"
+BAD_TYPES = "bad_field_types"
+NOT_EVENT = "kind_not_event"
+NO_TIMESTAMP = "no_timestamp"
+GZIP_TRUNCATED = "gzip_truncated"
+
+RAW_KEEP_BYTES = 1 << 20  # quarantined raw text kept in the lake (the evidence has all of it)
+_BLANK_RE = r"^[ \t\r\f\v]*$"
+# Outside strings, compact JSON never has "}{" ; inside a string a quote is escaped (\"),
+# so `}\s*{"` can only be two top-level objects run together on one line.
+_TWO_OBJECTS_RE = r'\}\s*\{"'
+
+
+def _ts(col: Column) -> Column:
+    """Audit timestamps (RFC3339 with or without micros, or 'YYYY-MM-DD HH:MM:SS.fff') -> UTC."""
+    return F.try_to_timestamp(col)
+
+
+def with_line_checks(df: DataFrame, max_line_bytes: int) -> DataFrame:
+    """Byte-level checks and the JSON parse (only for lines that pass them)."""
+    value = F.col("value")
+    size = F.octet_length(value)
+    byte_reason = (
+        F.when(size > max_line_bytes, F.lit(TOO_LONG))
+        .when(~F.is_valid_utf8(value), F.lit(INVALID_UTF8))
+        .when(F.instr(value, "\x00") > 0, F.lit(NUL_BYTES))
+    )
+    blank = value.rlike(_BLANK_RE)
+    return (
+        df.withColumn("raw_length", size.cast("long"))
+        .withColumn("is_blank", blank)
+        .withColumn("byte_reason", F.when(~blank, byte_reason))
+        .withColumn(
+            "j",
+            F.when(~blank & F.col("byte_reason").isNull(),
+                   F.from_json(value, PARSE_SCHEMA, JSON_OPTIONS)),
+        )
+    )
+
+
+def _timestamps(j: Column) -> tuple[Column, Column]:
+    received = F.coalesce(
+        _ts(j["requestReceivedTimestamp"]), _ts(j["timestamp"]),
+        _ts(j["stageTimestamp"]), _ts(j["metadata"]["creationTimestamp"]),
+    )
+    stage = F.coalesce(_ts(j["stageTimestamp"]), _ts(j["metadata"]["creationTimestamp"]), received)
+    return received, stage
+
+
+def with_reason(df: DataFrame) -> DataFrame:
+    """The quarantine reason of each non-blank line (null = a candidate event)."""
+    value, j = F.col("value"), F.col("j")
+    trimmed = F.rtrim(value)
+    received, _ = _timestamps(j)
+    corrupt = j[CORRUPT].isNotNull()
+    json_value = F.try_parse_json(value)  # evaluated only for the rare corrupt lines
+    reason = (
+        F.when(F.col("is_blank"), F.lit(None))
+        .when(F.col("byte_reason").isNotNull(), F.col("byte_reason"))
+        .when(corrupt & json_value.isNull(), F.lit(NOT_JSON))
+        .when(corrupt & ~F.ltrim(value).startswith("{"), F.lit(NOT_OBJECT))
+        .when(~trimmed.endswith("}") | value.rlike(_TWO_OBJECTS_RE), F.lit(NOT_JSON))
+        .when(corrupt, F.lit(BAD_TYPES))
+        .when(F.coalesce(j["kind"], F.lit("")) != "Event", F.lit(NOT_EVENT))
+        .when(received.isNull(), F.lit(NO_TIMESTAMP))
+    )
+    detail = (
+        F.when(reason == NOT_JSON,
+               F.when(value.rlike(_TWO_OBJECTS_RE), F.lit("more than one JSON value on the line"))
+               .when(json_value.isNull(), F.lit("malformed JSON"))
+               .otherwise(F.lit("trailing data after the JSON object")))
+        .when(reason == NOT_OBJECT, F.concat(F.lit("top-level JSON "),
+                                             F.lower(F.schema_of_variant(json_value))))
+        .when(reason == NOT_EVENT, F.concat(F.lit("kind="), F.coalesce(j["kind"], F.lit("<missing>"))))
+        .when(reason == TOO_LONG, F.concat(F.lit("line of "), F.col("raw_length").cast("string"),
+                                           F.lit(" bytes")))
+        .when(reason == BAD_TYPES, F.lit("a field has the wrong JSON type for the audit schema"))
+        .when(reason == NO_TIMESTAMP, F.lit("no parseable requestReceivedTimestamp/timestamp"))
+    )
+    return df.withColumn("reason", reason).withColumn("detail", detail)
+
+
+def normalize_events(df: DataFrame) -> DataFrame:
+    """Flat, typed, snake_case event columns from the parsed struct ``j``.
+
+    Also used by ``kaudit policy match`` so that both see the same normalization.
+    """
+    j = F.col("j")
+    received, stage_ts = _timestamps(j)
+    obj = j["objectRef"]
+    ann = j["annotations"]
+    audit_id = F.nullif(j["auditID"], F.lit(""))
+    dedup_key = F.when(
+        audit_id.isNotNull(), F.concat(audit_id, F.lit("/"), F.coalesce(j["stage"], F.lit("")))
+    ).otherwise(F.concat(F.lit("sha256:"), F.sha2(F.col("value").cast("binary"), 256)))
+    return df.select(
+        audit_id.alias("audit_id"),
+        j["stage"].alias("stage"),
+        j["level"].alias("level"),
+        j["verb"].alias("verb"),
+        j["requestURI"].alias("request_uri"),
+        F.nullif(j["user"]["username"], F.lit("")).alias("user_name"),
+        j["user"]["uid"].alias("user_uid"),
+        j["user"]["groups"].alias("user_groups"),
+        j["user"]["extra"].alias("user_extra"),
+        j["impersonatedUser"]["username"].alias("impersonated_user"),
+        j["impersonatedUser"]["groups"].alias("impersonated_groups"),
+        j["sourceIPs"].alias("source_ips"),
+        j["userAgent"].alias("user_agent"),
+        obj.isNotNull().alias("object_ref_present"),
+        F.when(obj.isNotNull(), F.coalesce(obj["apiGroup"], F.lit(""))).alias("api_group"),
+        obj["apiVersion"].alias("api_version"),
+        obj["resource"].alias("resource"),
+        obj["subresource"].alias("subresource"),
+        obj["namespace"].alias("namespace"),
+        obj["name"].alias("object_name"),
+        obj["uid"].alias("object_uid"),
+        F.expr("try_cast(j.responseStatus.code AS INT)").alias("response_code"),
+        j["responseStatus"]["status"].alias("response_status"),
+        j["responseStatus"]["reason"].alias("response_reason"),
+        j["responseStatus"]["message"].alias("response_message"),
+        received.alias("request_received_ts"),
+        stage_ts.alias("stage_ts"),
+        ann["authorization.k8s.io/decision"].alias("authz_decision"),
+        ann["authorization.k8s.io/reason"].alias("authz_reason"),
+        ann.alias("annotations"),
+        j["requestObject"].alias("request_object"),
+        j["responseObject"].alias("response_object"),
+        j["apiVersion"].alias("source_api_version"),
+        F.when(j["timestamp"].isNotNull() & j["requestReceivedTimestamp"].isNull(),
+               F.lit("v1beta1")).otherwise(F.lit("v1")).alias("event_shape"),
+        dedup_key.alias("dedup_key"),
+        *[c for c in ("master", "evidence_sha256", "line_no", "cluster") if c in df.columns],
+        F.to_date(received).alias("event_date"),
+        *[c for c in ("file_order", "bucket", "reason", "detail", "raw", "raw_length")
+          if c in df.columns],
+    )
+
+
+def with_bucket(df: DataFrame, known_keys: DataFrame | None) -> DataFrame:
+    """Assign event / duplicate for candidates (first copy wins, in evidence order).
+
+    ``known_keys`` (cluster, dedup_key) are the keys already in the lake.
+    """
+    order = Window.partitionBy("cluster", "dedup_key").orderBy("file_order", "evidence_sha256",
+                                                               "line_no")
+    candidate = F.col("bucket") == "candidate"
+    ranked = df.withColumn("_rn", F.when(candidate, F.row_number().over(order)))
+    if known_keys is not None:
+        known = known_keys.select("cluster", "dedup_key").distinct().withColumn("_known", F.lit(True))
+        ranked = ranked.join(known, on=["cluster", "dedup_key"], how="left")
+    else:
+        ranked = ranked.withColumn("_known", F.lit(None).cast("boolean"))
+    bucket = (
+        F.when(~candidate, F.col("bucket"))
+        .when(F.col("_known") | (F.col("_rn") > 1), F.lit("duplicate"))
+        .otherwise(F.lit("event"))
+    )
+    return ranked.withColumn("bucket", bucket).drop("_rn", "_known")
+
+
+def classify_lines(lines: DataFrame, max_line_bytes: int,
+                   known_keys: DataFrame | None = None) -> DataFrame:
+    """Lines -> one row per line with bucket, reason and the normalized event columns."""
+    checked = with_reason(with_line_checks(lines, max_line_bytes))
+    pre_bucket = (
+        F.when(F.col("is_blank"), F.lit("blank"))
+        .when(F.col("reason").isNotNull(), F.lit("quarantined"))
+        .otherwise(F.lit("candidate"))
+    )
+    staged = checked.withColumn("bucket", pre_bucket).withColumn(
+        "raw",
+        F.when(F.col("reason").isNotNull(),
+               F.substring(F.col("value").cast("binary"), 1, RAW_KEEP_BYTES)),
+    )
+    events = normalize_events(staged)
+    # null out event columns for non-events so the Parquet files stay small
+    keep_always = {"master", "evidence_sha256", "line_no", "cluster", "file_order", "bucket",
+                   "reason", "detail", "raw", "raw_length", "dedup_key"}
+    is_candidate = F.col("bucket") == "candidate"
+    cols = [
+        F.col(c) if c in keep_always else F.when(is_candidate, F.col(c)).alias(c)
+        for c in events.columns
+    ]
+    return with_bucket(events.select(*cols), known_keys)
+
+
+OUTPUT_COLUMNS = [*EVENT_COLUMNS, "bucket", "reason", "detail", "raw", "raw_length"]

@@ -1,0 +1,1 @@
+"""kaudit reports: charts, templates, PDF rendering, publishing."""
