@@ -76,7 +76,6 @@ def _timestamps(j: Column) -> tuple[Column, Column]:
 def with_reason(df: DataFrame) -> DataFrame:
     """The quarantine reason of each non-blank line (null = a candidate event)."""
     value, j = F.col("value"), F.col("j")
-    trimmed = F.rtrim(value)
     received, _ = _timestamps(j)
     corrupt = j[CORRUPT].isNotNull()
     json_value = F.try_parse_json(value)  # evaluated only for the rare corrupt lines
@@ -85,7 +84,7 @@ def with_reason(df: DataFrame) -> DataFrame:
         .when(F.col("byte_reason").isNotNull(), F.col("byte_reason"))
         .when(corrupt & json_value.isNull(), F.lit(NOT_JSON))
         .when(corrupt & ~F.ltrim(value).startswith("{"), F.lit(NOT_OBJECT))
-        .when(~trimmed.endswith("}") | value.rlike(_TWO_OBJECTS_RE), F.lit(NOT_JSON))
+        .when(~value.rlike(r"\}\s*$") | value.rlike(_TWO_OBJECTS_RE), F.lit(NOT_JSON))
         .when(corrupt, F.lit(BAD_TYPES))
         .when(F.coalesce(j["kind"], F.lit("")) != "Event", F.lit(NOT_EVENT))
         .when(received.isNull(), F.lit(NO_TIMESTAMP))
@@ -100,6 +99,8 @@ def with_reason(df: DataFrame) -> DataFrame:
         .when(reason == NOT_EVENT, F.concat(F.lit("kind="), F.coalesce(j["kind"], F.lit("<missing>"))))
         .when(reason == TOO_LONG, F.concat(F.lit("line of "), F.col("raw_length").cast("string"),
                                            F.lit(" bytes")))
+        .when(reason == INVALID_UTF8, F.lit("bytes that are not valid UTF-8"))
+        .when(reason == NUL_BYTES, F.lit("NUL bytes in the line"))
         .when(reason == BAD_TYPES, F.lit("a field has the wrong JSON type for the audit schema"))
         .when(reason == NO_TIMESTAMP, F.lit("no parseable requestReceivedTimestamp/timestamp"))
     )
