@@ -59,7 +59,7 @@ def synth(out_dir: str | None, week: str, masters: int, events: int, seed: int,
     try:
         summary = synth_week(Path(out_dir), week=week, masters=masters, events=events, seed=seed,
                              max_size_mb=max_size_mb, compress=compress, cluster=cluster)
-    except ValueError as exc:
+    except (ValueError, FileExistsError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(json.dumps(summary, indent=1, sort_keys=True, default=str))
 

@@ -53,6 +53,9 @@ HOSTILE = [  # (line bytes, expected bucket, expected reason)
     (ev(10, user={}, **{"<script>": "x"}).encode() + b"\r", "event", None),  # CRLF, odd keys
     (ev(11, timestamp="2019-01-02T03:04:05Z", requestReceivedTimestamp=None).encode(), "event",
      None),  # v1beta1 shape
+    (ev(12, apiVersion="audit.k8s.io/v1alpha1",
+        objectRef={"resource": "deployments", "apiVersion": "apps/v1", "name": "d"}).encode(),
+     "event", None),  # v1alpha1 objectRef: group inside apiVersion
 ]
 
 
@@ -117,6 +120,17 @@ def test_each_hostile_line_lands_in_its_bucket(spark, hostile_lake):
             assert n in events, (n, line[:60])
         elif bucket == "duplicate":
             assert n in dups, (n, line[:60])
+
+
+def test_event_shapes_normalize(spark, hostile_lake):
+    layout, _ = hostile_lake
+    rows = {r.audit_id: r for r in spark.read.parquet(str(layout.events))
+            .where(F.col("audit_id").isin("id-11", "id-12", "id-10")).collect()}
+    assert rows["id-11"].event_shape == "v1beta1"
+    assert rows["id-11"].request_received_ts.isoformat() == "2019-01-02T03:04:05"
+    assert rows["id-12"].api_group == "apps" and rows["id-12"].resource == "deployments"
+    assert rows["id-10"].user_name is None  # "user": {} is no authenticated user
+    assert rows["id-10"].api_group is None  # no objectRef: a non-resource request
 
 
 def test_truncated_gzip_keeps_the_lines_before_the_damage(spark, hostile_lake):
