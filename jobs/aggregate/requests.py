@@ -1,0 +1,129 @@
+"""From events to requests: one row per audit ID, whatever stages it logged.
+
+Every mart counts requests. A request's outcome is the response code of its last stage
+(ResponseComplete > Panic > ResponseStarted > RequestReceived, then the latest stage_ts).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from jobs.aggregate.catalogue import BODY_RESOURCES
+from jobs.aggregate.columns import (
+    BODY_VERBS,
+    DEFAULT_SYSTEM_PREFIXES,
+    SHARED_ACCOUNTS,
+    attributed_user_col,
+    is_failure_col,
+    is_success_col,
+    local_day_col,
+    stage_rank_col,
+    status_class_col,
+    user_kind_col,
+)
+from jobs.geo.ranges import in_networks_col
+
+# Taken from the request's last stage (all stages share them, except what later stages add:
+# response code, impersonation, authorization annotations).
+_LAST_STAGE_COLUMNS = (
+    "audit_id", "stage", "level", "verb", "request_uri", "user_name", "user_groups",
+    "impersonated_user", "impersonated_groups", "source_ips", "user_agent", "object_ref_present",
+    "api_group", "api_version", "resource", "subresource", "namespace", "object_name",
+    "response_code", "response_reason", "authz_decision", "authz_reason",
+    "master", "evidence_sha256", "line_no",
+)
+
+REQUEST_COLUMNS = (
+    "cluster", "request_key", *_LAST_STAGE_COLUMNS, "events", "stages", "request_received_ts",
+    "request_object", "day", "client_ip", "user_kind", "attributed_user", "is_success",
+    "is_failure", "status_class",
+)
+
+
+def filter_window(events_df: DataFrame, cluster: str, start: dt.datetime,
+                  end: dt.datetime) -> DataFrame:
+    """Events of ``cluster`` whose request_received_ts is in [start, end) (aware datetimes).
+
+    The event_date bounds only let Spark prune partitions; the timestamp test decides.
+    """
+    start_utc, end_utc = start.astimezone(dt.UTC), end.astimezone(dt.UTC)
+    last_day = (end_utc - dt.timedelta(microseconds=1)).date()
+    return events_df.filter(
+        (F.col("cluster") == cluster)
+        & F.col("event_date").between(F.lit(start_utc.date()), F.lit(last_day))
+        & (F.col("request_received_ts") >= F.lit(start_utc))  # aware: no local-time guess
+        & (F.col("request_received_ts") < F.lit(end_utc))
+    )
+
+
+def client_ip_col(source_ips: Column, trusted_proxies: Sequence[str] = ()) -> Column:
+    """The trustworthy source IP: the last entry of sourceIPs, skipping trusted proxies.
+
+    The last entry is the direct peer of kube-apiserver (earlier ones come from
+    X-Forwarded-For and can be forged). When it is a configured trusted proxy (IP or CIDR) the
+    entry before it is taken, and so on; if every entry is a trusted proxy, the first one.
+    """
+    if not trusted_proxies:
+        return F.try_element_at(source_ips, F.lit(-1))
+    untrusted = F.filter(F.reverse(source_ips), lambda ip: ~in_networks_col(ip, trusted_proxies))
+    return F.coalesce(F.get(untrusted, 0), F.get(source_ips, 0))
+
+
+def _request_key(events_df: DataFrame) -> Column:
+    line = F.concat_ws(":", F.lit("line"), F.col("evidence_sha256"), F.col("line_no"))
+    return F.coalesce(F.col("audit_id"), F.col("dedup_key"), line)
+
+
+def summarise_requests(
+    events_df: DataFrame,
+    *,
+    timezone: str = "UTC",
+    system_users: Sequence[str] = (),
+    system_prefixes: Sequence[str] = DEFAULT_SYSTEM_PREFIXES,
+    trusted_proxies: Sequence[str] = (),
+    shared_accounts: Sequence[str] = SHARED_ACCOUNTS,
+    body_resources: Sequence[str] = BODY_RESOURCES,
+) -> DataFrame:
+    """One row per (cluster, request_key) with the request's outcome and identity context.
+
+    Input: EVENTS columns. Output: REQUEST_COLUMNS, among them ``events`` (stages logged),
+    ``stages`` (sorted), ``client_ip`` (trusted-proxy aware), ``user_kind``,
+    ``attributed_user`` (shared logins resolved), ``is_success``/``is_failure``,
+    ``status_class`` and ``day`` (local date of request_received_ts). ``request_object`` is
+    kept only for create/update/patch of ``body_resources`` (main resource, no subresource).
+    """
+    keep_body = (F.col("verb").isin(*BODY_VERBS) & F.col("resource").isin(*body_resources)
+                 & F.coalesce(F.col("subresource"), F.lit("")).eqNullSafe(""))
+    order = F.struct(stage_rank_col(F.col("stage")), F.col("stage_ts"),
+                     F.col("evidence_sha256"), F.col("line_no"))
+    last = F.struct(*[F.col(c) for c in _LAST_STAGE_COLUMNS])
+    grouped_df = (
+        events_df.withColumn("request_key", _request_key(events_df))
+        .groupBy("cluster", "request_key")
+        .agg(
+            F.max_by(last, order).alias("last"),
+            F.count(F.lit(1)).alias("events"),
+            F.sort_array(F.collect_set("stage")).alias("stages"),
+            F.min("request_received_ts").alias("request_received_ts"),
+            F.max(F.when(keep_body, F.col("request_object"))).alias("request_object"),
+        )
+    )
+    flat_df = grouped_df.select(
+        "cluster", "request_key", *[F.col("last")[c].alias(c) for c in _LAST_STAGE_COLUMNS],
+        "events", "stages", "request_received_ts", "request_object",
+    )
+    user = F.col("user_name")
+    return flat_df.select(
+        *flat_df.columns,
+        local_day_col(F.col("request_received_ts"), timezone).alias("day"),
+        client_ip_col(F.col("source_ips"), trusted_proxies).alias("client_ip"),
+        user_kind_col(user, system_users, system_prefixes).alias("user_kind"),
+        attributed_user_col(user, F.col("authz_reason"), shared_accounts).alias("attributed_user"),
+        is_success_col(F.col("response_code")).alias("is_success"),
+        is_failure_col(F.col("response_code")).alias("is_failure"),
+        status_class_col(F.col("response_code")).alias("status_class"),
+    )
