@@ -21,11 +21,13 @@ from jobs.aggregate.io import read_events, write_json, write_mart
 from jobs.aggregate.requests import filter_window, summarise_requests
 from jobs.aggregate.summary import build_summary, iso_week_window
 from jobs.geo.reader import IP_INFO_FIELDS, GeoReader, ip_info
+from jobs.policy.checks import summarise_policy_findings, summarise_policy_fit
+from jobs.policy.loader import load_default_policy, load_policy
 from jobs.settings import Config, Layout
 
 SUMMARY_FILE = "summary.json"
 SUMMARY_MARTS = ("overview", "detections", "source_ips", "users", "crd_operations",
-                 "resource_operations")
+                 "resource_operations", "policy_findings", "policy_fit")
 # mart name -> sort order of its single Parquet file ("-col" = descending)
 MART_ORDER: dict[str, tuple[str, ...]] = {
     "overview": ("dimension", "key"),
@@ -39,6 +41,8 @@ MART_ORDER: dict[str, tuple[str, ...]] = {
     "users": ("-requests", "user"),
     "impersonation": ("user_name", "attributed_user", "impersonated_user"),
     "crd_operations": ("api_group", "resource", "verb", "user"),
+    "policy_findings": ("master", "-events", "check", "rule"),
+    "policy_fit": ("master",),
 }
 
 
@@ -57,6 +61,15 @@ def _statuses(spark: SparkSession, week_df: DataFrame, config: Config
     levels, source = (observability.policy_levels(spark, missing, config.policy)
                       if missing else ({}, "policy"))
     return observability.decide_observability(observed, levels, source)
+
+
+def _policy_marts(week_df: DataFrame, config: Config) -> dict[str, DataFrame]:
+    """Conformance of the week's events to the cluster's audit policy (issue: policy)."""
+    policy = load_policy(config.policy) if config.policy else load_default_policy()
+    return {
+        "policy_findings": summarise_policy_findings(week_df, policy),
+        "policy_fit": summarise_policy_fit(week_df, policy),
+    }
 
 
 def _marts(requests_df: DataFrame, ip_info_df: DataFrame, important_df: DataFrame,
@@ -107,6 +120,7 @@ def run_weekly(spark: SparkSession, config: Config, home: str | Path, week: str,
             StorageLevel.MEMORY_AND_DISK)  # one mart, and the detection counts
         out = layout.marts(config.cluster, week)
         marts = _marts(requests_df, ip_info_df, important_df, statuses, bases)
+        marts.update(_policy_marts(week_df, config))
         written = {name: _write(spark, df, out / name, name) for name, df in marts.items()}
         collected = {name: rows for name, rows in written.items() if rows is not None}
         summary = build_summary(

@@ -76,6 +76,8 @@ def build_summary(
     crd_operations: Iterable[Mapping[str, Any]],
     resource_operations: Iterable[Mapping[str, Any]],
     geoip: Mapping[str, Any],
+    policy_findings: Iterable[Mapping[str, Any]] = (),
+    policy_fit: Iterable[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """summary.json: stable keys, everything sorted, no timestamps other than the window."""
     overview = list(overview)
@@ -111,4 +113,17 @@ def build_summary(
         "crd_operations": _crd_operations(crd_operations),
         "resource_operations": _resource_operations(resource_operations),
         "geoip": {k: geoip.get(k) for k in ("database", "build_date", "attribution")},
+        "policy_findings": [
+            {"master": r["master"], "rule": r["rule"], "check": r["check"],
+             "severity": r["severity"], "events": int(r["events"]),
+             "requests": int(r["requests"])}
+            for r in sorted(policy_findings, key=lambda r: (
+                r["master"] or "", r["check"], -1 if r["rule"] is None else r["rule"]))
+        ],
+        "policy_fit": [
+            {"master": r["master"], "events": int(r["events"]),
+             "events_matching_level": int(r["events_matching_level"]),
+             "share": float(r["share"])}
+            for r in sorted(policy_fit, key=lambda r: r["master"] or "")
+        ],
     }

@@ -25,9 +25,9 @@ def synth_week(spark, tmp_path_factory):
     from jobs.settings import Layout, parse_config
 
     tmp = tmp_path_factory.mktemp("synth")
-    synth.synth_week(tmp / "logs", week=WEEK, masters=2, events=3000, seed=11, cluster="demo")
+    synth.synth_week(tmp / "logs", week=WEEK, masters=3, events=3000, seed=11, cluster="demo")
     masters = [{"name": f"master-{i}", "source": f"file://{tmp / 'logs' / f'master-{i}'}"}
-               for i in (1, 2)]
+               for i in (1, 2, 3)]
     config = parse_config({"cluster": "demo", "timezone": synth.LOCAL_TZ_NAME,
                            "masters": masters}, tmp)
     layout = Layout(tmp / "home")
@@ -60,3 +60,17 @@ def test_synth_week_crd_operations_and_attribution(synth_week):
     admin = next(p for p in synth.PLANTED if p["key"] == "exec-imds")["attributed_to"]
     assert admin in {u["user"] for u in summary["users"]}
     assert summary["requests_total"] > 0 and summary["week"] == WEEK
+
+
+def test_synth_week_policy_drift_is_found_on_its_master(synth_week):
+    summary, _ = synth_week
+    drift = next(p for p in synth.PLANTED if p["id"] == "policy-drift-sensitive-body")
+    sensitive = [f for f in summary["policy_findings"]
+                 if f["check"] == "C4_RESPONSE_OBJECT_TOO_LOW" and f["severity"] == "critical"]
+    assert [(f["master"], f["events"]) for f in sensitive] == [(drift["master"], drift["count"])]
+    mismatch = {f["master"]: f["events"] for f in summary["policy_findings"]
+                if f["check"] == "C2_LEVEL_MISMATCH"}
+    assert mismatch == {drift["master"]: drift["count"]}
+    fit = {f["master"]: f for f in summary["policy_fit"]}
+    assert set(fit) == {"master-1", "master-2", "master-3"}
+    assert fit["master-1"]["share"] == 1.0 and fit[drift["master"]]["share"] < 1.0
