@@ -72,7 +72,10 @@ def collect(config_path: str, home: str | None) -> None:
     from jobs.collect import collect as run_collect
 
     config = _config(config_path)
-    results = run_collect(config, Layout(resolve_home(home)))
+    try:
+        results = run_collect(config, Layout(resolve_home(home)))
+    except OSError as exc:
+        raise click.ClickException(f"evidence store: {exc}") from exc
     failed = False
     for r in results:
         line = f"{r['master']}: collected {r['collected']}, unchanged {r['unchanged']}"
@@ -90,8 +93,8 @@ def collect(config_path: str, home: str | None) -> None:
 
 @main.command()
 @HOME_OPTION
-@click.option("--max-line-bytes", type=int, default=None,
-              help="lines longer than this are quarantined (default 8 MiB)")
+@click.option("--max-line-bytes", type=click.IntRange(1024), default=None,
+              help="lines longer than this are quarantined  [default: 8 MiB]")
 def ingest(home: str | None, max_line_bytes: int | None) -> None:
     """Parse every evidence file not yet ingested into the Parquet lake."""
     from jobs._session import get_spark

@@ -47,13 +47,22 @@ class Entry:
     size: int
     mtime_ns: int
     regular: bool  # a regular file, not a symlink/dir/device
+    inode: int = 0  # 0 when the source cannot tell (checked against the opened file)
+
+
+def is_active(name: str) -> bool:
+    """The file kube-apiserver is still writing: not a rotated backup, not compressed.
+
+    (A logrotate-style ``kubernetes.audit.1.gz`` is immutable; it is never cut.)
+    """
+    return rotation_time(name) is None and not name.endswith(".gz")
 
 
 class Source(Protocol):
     uri: str
 
     def list(self) -> list[Entry]: ...
-    def open(self, name: str) -> Any: ...
+    def open(self, entry: Entry) -> Any: ...
     def close(self) -> None: ...
 
 
@@ -70,17 +79,23 @@ class LocalSource:
         entries = []
         with os.scandir(self._dir_fd) as it:
             for e in it:
-                st = e.stat(follow_symlinks=False)
-                entries.append(Entry(e.name, st.st_size, st.st_mtime_ns, stat.S_ISREG(st.st_mode)))
+                try:
+                    st = e.stat(follow_symlinks=False)
+                except FileNotFoundError:  # rotated away between readdir and stat
+                    continue
+                entries.append(Entry(e.name, st.st_size, st.st_mtime_ns,
+                                     stat.S_ISREG(st.st_mode), st.st_ino))
         return entries
 
-    def open(self, name: str) -> Any:
+    def open(self, entry: Entry) -> Any:
+        name = entry.name
         if "/" in name or name in (".", ".."):
             raise ValueError(f"refusing file name {name!r}")
         fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=self._dir_fd)
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or (entry.inode and st.st_ino != entry.inode):
             os.close(fd)
-            raise ValueError(f"{name!r} is no longer a regular file")
+            raise ValueError(f"{name!r} was replaced between listing and opening")
         return os.fdopen(fd, "rb")
 
     def close(self) -> None:
@@ -92,7 +107,8 @@ class LocalSource:
 def open_source(master: MasterConfig) -> Source:
     if master.scheme == "file":
         return LocalSource(master.local_path, master.source)
-    raise NotImplementedError(f"master {master.name}: {master.scheme}:// collection is not built yet")
+    raise NotImplementedError(
+        f"master {master.name}: {master.scheme}:// collection is not built yet")
 
 
 def select_entries(entries: list[Entry], pattern: str) -> Iterator[tuple[Entry, str | None]]:
@@ -127,43 +143,57 @@ def _known(layout: Layout) -> set[tuple[str, str, str, int, int]]:
     }
 
 
+def _custody_key(rec: dict[str, Any]) -> tuple[str, str, str, int, int]:
+    return (rec["cluster"], rec["master"], rec["file_name"], rec["source_size"], rec["mtime_ns"])
+
+
 def collect_master(config: Config, master: MasterConfig, layout: Layout,
                    known: set[tuple[str, str, str, int, int]]) -> dict[str, Any]:
-    """Collect one master; never raises for a source problem (recorded as a failure)."""
+    """Collect one master.
+
+    A source problem (cannot list, a file unreadable or replaced mid-way) is recorded in
+    custody and reported, and the other files and masters go on. A problem of the evidence
+    store itself (disk full, permissions) raises: nothing may be silently left out.
+    """
     result: dict[str, Any] = {"master": master.name, "collected": 0, "unchanged": 0,
                               "skipped": [], "failure": None}
+    base = {"cluster": config.cluster, "master": master.name, "source_uri": master.source}
+    source = None
     try:
         source = open_source(master)
         entries = source.list()
     except (OSError, NotImplementedError) as exc:
+        if source is not None:
+            source.close()
         msg = f"{type(exc).__name__}: {getattr(exc, 'strerror', None) or exc}"
-        append_custody(layout, [{
-            "record_type": "collection_failure", "cluster": config.cluster,
-            "master": master.name, "source_uri": master.source, "error": msg, "at": _now(),
-        }])
+        append_custody(layout, [{"record_type": "collection_failure", **base, "error": msg,
+                                 "at": _now()}])
         result["failure"] = msg
         return result
-    records = []
+    records: list[dict[str, Any]] = []
+    problems: list[dict[str, Any]] = []
     try:
         for entry, skip in select_entries(entries, master.pattern):
             if skip:
                 result["skipped"].append({"file": entry.name, "reason": skip})
                 continue
-            key = (config.cluster, master.name, entry.name, entry.size, entry.mtime_ns)
-            if key in known:
+            if (config.cluster, master.name, entry.name, entry.size, entry.mtime_ns) in known:
                 result["unchanged"] += 1
                 continue
-            active = rotation_time(entry.name) is None
+            active = is_active(entry.name)
             try:
-                with source.open(entry.name) as fh:
-                    stored = store_stream(layout, fh, limit=entry.size, complete_lines_only=active)
+                fh = source.open(entry)
             except (OSError, ValueError) as exc:
-                result["skipped"].append({"file": entry.name, "reason": f"unreadable: {exc}"})
+                reason = f"unreadable: {exc}"
+                result["skipped"].append({"file": entry.name, "reason": reason})
+                problems.append({"record_type": "file_unreadable", **base,
+                                 "file_name": entry.name, "error": reason, "at": _now()})
                 continue
+            with fh:
+                stored = store_stream(layout, fh, limit=entry.size, complete_lines_only=active)
             rot = rotation_time(entry.name)
             records.append({
-                "record_type": "collected", "cluster": config.cluster, "master": master.name,
-                "source_uri": master.source, "file_name": entry.name,
+                "record_type": "collected", **base, "file_name": entry.name,
                 "size": stored.size, "source_size": entry.size, "mtime_ns": entry.mtime_ns,
                 "mtime": datetime.fromtimestamp(entry.mtime_ns / 1e9, UTC).isoformat(),
                 "sha256": stored.sha256, "collected_at": _now(), "active": active,
@@ -171,11 +201,13 @@ def collect_master(config: Config, master: MasterConfig, layout: Layout,
                 "dropped_partial_bytes": stored.dropped_partial_bytes,
                 "new_content": stored.is_new,
             })
-            result["collected"] += 1
     finally:
         source.close()
-        if records:
-            append_custody(layout, records)
+        if records or problems:
+            # a concurrent collection of the same master may have recorded a file meanwhile
+            written = append_custody(layout, records + problems, skip_if_known=_custody_key)
+            result["collected"] = sum(1 for r in written if r["record_type"] == "collected")
+            result["unchanged"] += len(records) - result["collected"]
     return result
 
 

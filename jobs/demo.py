@@ -37,7 +37,8 @@ def run_demo(out: Path, events: int = 60000, week: str = "2026-W47") -> None:
     if masters_dir.is_dir() and any(masters_dir.iterdir()):
         # synth is deterministic: a second demo reuses the same files (and so collects and
         # ingests nothing new: the evidence store and lake are write-once)
-        click.echo(f"1/4 synth: reusing the week already in {masters_dir}")
+        click.echo(f"1/4 synth: reusing the week already in {masters_dir} "
+                   "(remove that folder to generate another week)")
     else:
         click.echo(f"1/4 synth: {events} events for {week} into {masters_dir}")
         synth_week(masters_dir, week=week, masters=3, events=events, seed=47, max_size_mb=5.0,
@@ -54,7 +55,8 @@ def run_demo(out: Path, events: int = 60000, week: str = "2026-W47") -> None:
     entries = read_ledger(layout)
     totals = {k: sum(e[k] for e in entries)
               for k in ("lines", "events", "duplicates", "quarantined", "blank")}
-    click.echo(f"    ledger: {len(entries)} files, " + ", ".join(f"{k} {v}" for k, v in totals.items()))
+    counts = ", ".join(f"{k} {v}" for k, v in totals.items())
+    click.echo(f"    ledger: {len(entries)} files, {counts}")
     try:
         from jobs.aggregate.main import run_weekly
     except ImportError:

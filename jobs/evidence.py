@@ -19,7 +19,7 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,25 +51,28 @@ def _locked(path: Path) -> Iterator[Any]:
 
 
 def _last_record_hash(fh: Any) -> str:
-    fh.seek(0, os.SEEK_END)
-    end = fh.tell()
-    if end == 0:
-        return GENESIS
-    pos = max(0, end - 65536)
-    while True:
-        fh.seek(pos)
-        tail = fh.read(end - pos)
-        lines = tail.rstrip(b"\n").split(b"\n")
-        if len(lines) > 1 or pos == 0:
-            return str(json.loads(lines[-1])["record_sha256"])
-        pos = max(0, pos - 65536)
+    for rec in reversed(_records(fh)):
+        return str(rec["record_sha256"])
+    return GENESIS
 
 
-def append_custody(layout: Layout, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Append records to the custody ledger under an exclusive lock; returns them chained."""
+def append_custody(
+    layout: Layout, records: list[dict[str, Any]],
+    skip_if_known: Callable[[dict[str, Any]], Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Append records to the custody ledger under an exclusive lock; returns those written.
+
+    ``skip_if_known(record)`` gives a key; "collected" records whose key the ledger already
+    holds are not written again (two collections of one master racing).
+    """
     out = []
     with _locked(layout.custody) as fh:
+        _repair_torn_tail(fh)
         prev = _last_record_hash(fh)
+        if skip_if_known is not None:
+            held = {skip_if_known(r) for r in _records(fh) if r.get("record_type") == "collected"}
+            records = [r for r in records
+                       if r.get("record_type") != "collected" or skip_if_known(r) not in held]
         fh.seek(0, os.SEEK_END)
         for rec in records:
             body = {k: v for k, v in rec.items() if k not in ("prev", "record_sha256")}
@@ -83,11 +86,44 @@ def append_custody(layout: Layout, records: list[dict[str, Any]]) -> list[dict[s
     return out
 
 
+def _records(fh: Any) -> list[dict[str, Any]]:
+    """Complete records; a final line without its newline was never acknowledged."""
+    fh.seek(0)
+    records = []
+    for line in fh.read().split(b"\n")[:-1]:
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a torn line that a later append ended; verify_custody reports it
+    return records
+
+
+def _repair_torn_tail(fh: Any) -> None:
+    """A crash mid-append leaves a final line without newline: end it, so that the next
+    record starts on a line of its own (verify reports the torn line)."""
+    fh.seek(0, os.SEEK_END)
+    if fh.tell() == 0:
+        return
+    fh.seek(-1, os.SEEK_END)
+    if fh.read(1) != b"\n":
+        fh.seek(0, os.SEEK_END)
+        fh.write(b"\n")
+
+
 def read_custody(layout: Layout) -> list[dict[str, Any]]:
+    """Every complete custody record, in order."""
     if not layout.custody.exists():
         return []
+    records = []
     with open(layout.custody, "rb") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+        for line in fh:
+            if not line.endswith(b"\n"):
+                break  # torn final write
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a torn line that a later append ended; verify_custody reports it
+    return records
 
 
 def verify_custody(layout: Layout) -> list[str]:
@@ -95,6 +131,13 @@ def verify_custody(layout: Layout) -> list[str]:
     problems = []
     checked: set[str] = set()
     prev = GENESIS
+    if layout.custody.exists():
+        with open(layout.custody, "rb") as fh:
+            for n, line in enumerate(fh, start=1):
+                try:
+                    json.loads(line)
+                except json.JSONDecodeError:
+                    problems.append(f"custody line {n}: torn record (a crash during an append)")
     for i, rec in enumerate(read_custody(layout), start=1):
         body = {k: v for k, v in rec.items() if k != "record_sha256"}
         if rec.get("prev") != prev:
@@ -149,20 +192,37 @@ def store_stream(layout: Layout, src: Any, limit: int | None, complete_lines_onl
                 copied += len(chunk)
                 if remaining is not None:
                     remaining -= len(chunk)
-        dropped = _truncate_to_last_newline(tmp) if complete_lines_only else 0
+        dropped = (_truncate_to_last_newline(tmp)
+                   if complete_lines_only and not _is_gzip(tmp) else 0)
         sha = hash_file(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())  # the bytes are on disk before custody names them
         final = evidence_path(layout, sha)
         final.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(tmp, READ_ONLY)
         try:
             os.link(tmp, final)
             is_new = True
+            _fsync_dir(final.parent)
         except FileExistsError:
             is_new = False
         return Stored(sha, copied - dropped, is_new, dropped)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def _is_gzip(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _truncate_to_last_newline(path: Path) -> int:

@@ -78,7 +78,6 @@ class Config:
     masters: tuple[MasterConfig, ...]
     policy: Path | None = None
     report: ReportConfig = field(default_factory=ReportConfig)
-    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
     path: Path | None = None
 
     @property
@@ -86,12 +85,11 @@ class Config:
         return ZoneInfo(self.timezone)
 
 
-_TOP_KEYS = {"cluster", "timezone", "masters", "policy", "report", "ingest"}
+_TOP_KEYS = {"cluster", "timezone", "masters", "policy", "report"}
 _MASTER_KEYS = {"name", "source", "pattern", "host_key", "user", "key_file", "port",
                 "known_hosts", "password_env"}
 _REPORT_KEYS = {"system_users", "system_user_prefixes", "trusted_proxies", "geoip"}
 _GEO_KEYS = {"city", "asn"}
-_INGEST_KEYS = {"max_line_bytes"}
 
 
 def _check_keys(where: str, data: Any, allowed: set[str]) -> dict[str, Any]:
@@ -99,7 +97,8 @@ def _check_keys(where: str, data: Any, allowed: set[str]) -> dict[str, Any]:
         raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
     unknown = sorted(set(map(str, data)) - allowed)
     if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
+        allowed_keys = ", ".join(sorted(allowed))
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (allowed: {allowed_keys})")
     return data
 
 
@@ -163,12 +162,8 @@ def parse_config(data: Any, base: Path, path: Path | None = None) -> Config:
         raise ConfigError(f"{where}: masters: duplicate name {dup[0]!r}")
     policy = _resolve(base, data["policy"], f"{where}: policy") if data.get("policy") else None
     report = _parse_report(where, data.get("report") or {}, base)
-    ingest = _check_keys(f"{where}: ingest", data.get("ingest") or {}, _INGEST_KEYS)
-    max_line = ingest.get("max_line_bytes", DEFAULT_MAX_LINE_BYTES)
-    if not isinstance(max_line, int) or isinstance(max_line, bool) or max_line < 1024:
-        raise ConfigError(f"{where}: ingest.max_line_bytes: an integer >= 1024")
     return Config(cluster=cluster, timezone=str(tz), masters=masters, policy=policy,
-                  report=report, max_line_bytes=max_line, path=path)
+                  report=report, path=path)
 
 
 def _parse_report(where: str, raw: Any, base: Path) -> ReportConfig:

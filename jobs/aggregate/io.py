@@ -12,14 +12,21 @@ from typing import Any
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from jobs.ingest.main import committed_files
 from jobs.schemas import EVENTS
+from jobs.settings import Layout
 
 
-def read_events(spark: SparkSession, events_path: Path) -> DataFrame:
-    """The lake's events dataset with the EVENTS schema (empty when nothing was ingested yet)."""
-    if not Path(events_path).is_dir():
+def read_events(spark: SparkSession, layout: Layout) -> DataFrame:
+    """The lake's committed events with the EVENTS schema (empty when nothing was ingested).
+
+    Only files of committed ingest runs are read: an ingest that is between moving its
+    files into the lake and committing them (or was killed there) is not counted.
+    """
+    files = committed_files(layout, layout.events)
+    if not files:
         return spark.createDataFrame([], EVENTS)
-    return spark.read.schema(EVENTS).parquet(str(events_path))
+    return spark.read.schema(EVENTS).option("basePath", str(layout.events)).parquet(*files)
 
 
 def _order(spec: str) -> Column:

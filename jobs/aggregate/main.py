@@ -103,7 +103,7 @@ def run_weekly(spark: SparkSession, config: Config, home: str | Path, week: str,
     layout = Layout(Path(home))
     window = iso_week_window(week, config.timezone)
     report = config.report
-    week_df = filter_window(read_events(spark, layout.events), config.cluster, *window)
+    week_df = filter_window(read_events(spark, layout), config.cluster, *window)
     week_df = week_df.persist(StorageLevel.MEMORY_AND_DISK)
     requests_df = summarise_requests(
         week_df, timezone=config.timezone, system_users=report.system_users,

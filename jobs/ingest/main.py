@@ -32,6 +32,7 @@ from pyspark.sql.types import BinaryType, LongType, StringType, StructField, Str
 from jobs.evidence import evidence_path, read_custody
 from jobs.ingest.preflight import Framed, frame
 from jobs.ingest.transforms import GZIP_TRUNCATED, OUTPUT_COLUMNS, classify_lines
+from jobs.schemas import EVENTS
 from jobs.settings import DEFAULT_MAX_LINE_BYTES, Layout
 
 BUCKETS = ("event", "duplicate", "quarantined", "blank")
@@ -152,35 +153,53 @@ def _one_file_per_partition(spark: SparkSession, largest: int) -> Iterator[None]
     try:
         yield
     finally:
-        for k, v in old.items():
-            if v is None:
+        for k, previous in old.items():
+            if previous is None:
                 spark.conf.unset(k)
             else:
-                spark.conf.set(k, v)
+                spark.conf.set(k, previous)
 
 
 def _known_keys(spark: SparkSession, layout: Layout, clusters: set[str]) -> DataFrame | None:
-    if not any(layout.events.glob("cluster=*/event_date=*/*.parquet")):
+    files = committed_files(layout, layout.events)
+    if not files:
         return None
     return (
-        spark.read.parquet(str(layout.events))
+        spark.read.schema(EVENTS).option("basePath", str(layout.events)).parquet(*files)
         .where(F.col("cluster").isin(sorted(clusters)))
         .select("cluster", "dedup_key")
     )
 
 
-def _move_staged(staged: Path, layout: Layout, run_id: str) -> None:
-    """bucket=event/cluster=C/event_date=D/part-* -> lake/events/cluster=C/event_date=D/run-..."""
+def _move_staged(staged: Path, layout: Layout, run_id: str) -> int:
+    """Staged files -> the lake, each renamed ``run-<id>-<n>-part-...``; returns files moved.
+
+    Events keep their ``cluster=/event_date=`` folders; quarantine and duplicates keep only
+    ``cluster=``. Spark gives a task's files the same name in every partition folder, so the
+    running number keeps names unique, and ``os.link`` refuses to overwrite anything.
+    """
     targets = {"event": layout.events, "quarantined": layout.quarantine,
                "duplicate": layout.duplicates}
+    moved = 0
     for bucket, root in targets.items():
-        for part in sorted((staged / f"bucket={bucket}").rglob("part-*.parquet")):
-            rel = part.relative_to(staged / f"bucket={bucket}")
-            cluster_dir = rel.parts[0]
-            sub = rel.parts[1:-1] if bucket == "event" else ()
-            dest_dir = root.joinpath(cluster_dir, *sub)
+        base = staged / f"bucket={bucket}"
+        for part in sorted(base.rglob("part-*.parquet")):
+            rel = part.relative_to(base)
+            sub = rel.parts[:-1] if bucket == "event" else rel.parts[:1]
+            dest_dir = root.joinpath(*sub)
             dest_dir.mkdir(parents=True, exist_ok=True)
-            os.replace(part, dest_dir / f"run-{run_id}-{part.name}")
+            os.link(part, dest_dir / f"run-{run_id}-{moved:05d}-{part.name}")
+            part.unlink()
+            moved += 1
+    return moved
+
+
+def committed_files(layout: Layout, root: Path) -> list[str]:
+    """Parquet files under ``root`` written by committed ingest runs (readers use these:
+    an ingest between its move and its commit, or killed there, must not be counted)."""
+    committed = _committed_runs(layout)
+    return sorted(str(p) for p in root.rglob("run-*.parquet")
+                  if p.name.split("-", 2)[1] in committed)
 
 
 def ingest(spark: SparkSession, layout: Layout, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
@@ -195,6 +214,11 @@ def ingest(spark: SparkSession, layout: Layout, max_line_bytes: int = DEFAULT_MA
         started = time.monotonic()
         meta = {r["sha256"]: r for r in pending}
         staging = layout.staging / run_id
+        missing = [r["sha256"] for r in pending
+                   if not evidence_path(layout, r["sha256"]).is_file()]
+        if missing:
+            raise IngestError(f"evidence missing from the store: {', '.join(missing)} "
+                              "(custody names them; run `kaudit verify`)")
         framed = [frame(r["sha256"], evidence_path(layout, r["sha256"]), staging / "plain")
                   for r in pending]
         readable = [f for f in framed if f.size > 0]
@@ -217,10 +241,13 @@ def ingest(spark: SparkSession, layout: Layout, max_line_bytes: int = DEFAULT_MA
                  .parquet(str(staged)))
         counts = _staged_counts(spark, staged) if parts else {}
         entries = _ledger_entries(framed, meta, counts)
-        _move_staged(staged, layout, run_id)
+        staged_files = sum(len(list((staged / f"bucket={b}").rglob("part-*.parquet")))
+                           for b in ("event", "quarantined", "duplicate"))
+        if _move_staged(staged, layout, run_id) != staged_files:
+            raise IngestError(f"run {run_id}: not every staged file reached the lake")
         if crash_after_move:  # test hook: simulate a kill between move and commit
             raise IngestError("simulated crash before commit")
-        _commit(layout, run_id, entries)
+        commit_run(layout, run_id, entries)
         shutil.rmtree(staging, ignore_errors=True)
         return {"run_id": run_id, "files": entries, "rolled_back_files": rolled_back,
                 "seconds": round(time.monotonic() - started, 3)}
@@ -265,7 +292,7 @@ def _ledger_entries(framed: list[Framed], meta: dict[str, dict[str, Any]],
     return entries
 
 
-def _commit(layout: Layout, run_id: str, entries: list[dict[str, Any]]) -> None:
+def commit_run(layout: Layout, run_id: str, entries: list[dict[str, Any]]) -> None:
     layout.ledger.mkdir(parents=True, exist_ok=True)
     tmp = layout.ledger / f".{run_id}.tmp"
     body = {"run_id": run_id, "committed_at": datetime.now(UTC).isoformat(), "files": entries}

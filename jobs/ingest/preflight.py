@@ -15,6 +15,7 @@ from pathlib import Path
 CHUNK = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"
 DEFAULT_MAX_DECOMPRESSED = 64 << 30  # 64 GiB per file: decompression is bounded
+TAIL_KEEP = 1 << 20  # bytes of a damaged partial line kept in quarantine
 
 
 @dataclass(frozen=True)
@@ -45,17 +46,26 @@ def is_gzip(path: Path) -> bool:
         return fh.read(2) == GZIP_MAGIC
 
 
-def gunzip_salvage(src: Path, dest: Path, max_bytes: int = DEFAULT_MAX_DECOMPRESSED
-                   ) -> tuple[str | None, bytes]:
-    """Decompress every gzip member of src into dest, up to the last complete line.
+def decompression_bound(compressed_size: int) -> int:
+    """At most 100x the compressed size (audit JSON gzips about 6-15x), at least 1 GiB,
+    never more than 64 GiB."""
+    return min(DEFAULT_MAX_DECOMPRESSED, max(1 << 30, 100 * compressed_size))
 
-    Returns (damage, tail): damage describes a truncated/corrupt stream or an exceeded bound,
-    tail is the partial line cut at that point (it goes to quarantine).
+
+def gunzip_salvage(src: Path, dest: Path, max_bytes: int | None = None
+                   ) -> tuple[str | None, bytes]:
+    """Decompress every gzip member of src into dest, streaming, up to the last complete line.
+
+    Returns (damage, tail): damage describes a truncated or corrupt stream, or an exceeded
+    bound; tail is the start (at most TAIL_KEEP bytes) of the partial line cut at that point
+    (it goes to quarantine). Memory stays at a few chunks whatever the data: output is
+    written through and only the offset of the last newline is remembered.
     """
+    limit = max_bytes if max_bytes is not None else decompression_bound(src.stat().st_size)
     damage: str | None = None
     written = 0
-    pending = b""
-    with open(src, "rb") as fin, open(dest, "wb") as fout:
+    line_end = 0  # offset just after the last newline written
+    with open(src, "rb") as fin, open(dest, "w+b") as fout:
         d = zlib.decompressobj(zlib.MAX_WBITS | 16)
         started = False  # bytes fed to the current member
         data = b""
@@ -71,13 +81,13 @@ def gunzip_salvage(src: Path, dest: Path, max_bytes: int = DEFAULT_MAX_DECOMPRES
                 damage = f"corrupt gzip stream: {exc}"
                 break
             data = d.unconsumed_tail
-            buf = pending + out
-            cut = buf.rfind(b"\n") + 1
-            fout.write(buf[:cut])
-            written += cut
-            pending = buf[cut:]
-            if written + len(pending) > max_bytes:
-                damage = f"decompressed size over the bound of {max_bytes} bytes"
+            fout.write(out)
+            nl = out.rfind(b"\n")
+            if nl >= 0:
+                line_end = written + nl + 1
+            written += len(out)
+            if written > limit:
+                damage = f"decompressed size over the bound of {limit} bytes"
                 break
             if d.eof:  # end of one member; another may follow (concatenated gzip)
                 data = d.unused_data + data
@@ -86,18 +96,19 @@ def gunzip_salvage(src: Path, dest: Path, max_bytes: int = DEFAULT_MAX_DECOMPRES
                 if data and not data.startswith(GZIP_MAGIC[:1]):
                     if data.strip(b"\x00") or fin.read(CHUNK).strip(b"\x00"):
                         damage = "trailing garbage after the gzip stream"
-                    data = b""
                     break
         if damage is None and started and not d.eof:
             damage = "gzip stream truncated (unexpected end of input)"
-        if damage is None and pending:
-            fout.write(pending)  # a last line without newline in an intact stream
-            pending = b""
-    return damage, pending
+        tail = b""
+        if damage is not None and written > line_end:
+            fout.seek(line_end)
+            tail = fout.read(TAIL_KEEP)
+            fout.truncate(line_end)
+    return damage, tail
 
 
 def frame(sha256: str, evidence: Path, staging: Path,
-          max_decompressed: int = DEFAULT_MAX_DECOMPRESSED) -> Framed:
+          max_decompressed: int | None = None) -> Framed:
     if not is_gzip(evidence):
         lines, size = count_lines(evidence)
         return Framed(sha256, evidence, lines, size, compressed=False)

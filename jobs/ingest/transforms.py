@@ -32,9 +32,13 @@ GZIP_TRUNCATED = "gzip_truncated"
 
 RAW_KEEP_BYTES = 1 << 20  # quarantined raw text kept in the lake (the evidence has all of it)
 _SPACE = " \t\r\f\u000b"
-# Outside strings, JSON never has `}{"` or `} {"`; inside a string a quote is escaped (\"),
-# so these can only be two top-level objects run together on one line.
-_TWO_OBJECTS = ('}{"', '} {"')
+# Two top-level objects run together on one line ({...}{...}): from_json would silently keep
+# the first. Outside strings, JSON never has `}{` or `} {`; inside strings it can, so a line
+# that shows the pattern is tested again with its string literals removed.
+_TWO_OBJECTS = ('}{', '} {')
+# unrolled and possessive: no backtracking, no recursion (Java regex overflows its stack on
+# `(a|b)*` over long strings)
+_STRING_LITERAL = r'"[^"\\]*+(?:\\.[^"\\]*+)*+"'
 
 
 def _ts(col: Column) -> Column:
@@ -52,8 +56,15 @@ def _trim_value(how: str) -> Column:
     return F.expr(f"trim({how} '{_SPACE}' FROM value)")
 
 
+def _has_two_objects(text: Column) -> Column:
+    return F.contains(text, F.lit(_TWO_OBJECTS[0])) | F.contains(text, F.lit(_TWO_OBJECTS[1]))
+
+
 def _two_objects(col: Column) -> Column:
-    return F.contains(col, F.lit(_TWO_OBJECTS[0])) | F.contains(col, F.lit(_TWO_OBJECTS[1]))
+    """True for `{...}{...}` on one line; the regex runs only on lines showing the pattern."""
+    return F.when(_has_two_objects(col),
+                  _has_two_objects(F.regexp_replace(col, _STRING_LITERAL, '""'))
+                  ).otherwise(F.lit(False))
 
 
 def with_line_checks(df: DataFrame, max_line_bytes: int) -> DataFrame:
@@ -195,12 +206,15 @@ def with_bucket(df: DataFrame, known_keys: DataFrame | None) -> DataFrame:
     aggregation finds repeated, then joining back. It re-parsed the JSON per branch and
     was 4x slower; the window's shuffle costs about a third of the classify time.)
     """
-    order = Window.partitionBy("cluster", "dedup_key").orderBy("file_order", "evidence_sha256",
-                                                               "line_no")
+    # bucket in the partition: a quarantined line carrying the same auditID never outranks
+    # the event
+    order = Window.partitionBy("cluster", "dedup_key", "bucket").orderBy(
+        "file_order", "evidence_sha256", "line_no")
     candidate = F.col("bucket") == "candidate"
     ranked = df.withColumn("_rn", F.when(candidate, F.row_number().over(order)))
     if known_keys is not None:
-        known = known_keys.select("cluster", "dedup_key").distinct().withColumn("_known", F.lit(True))
+        known = (known_keys.select("cluster", "dedup_key").distinct()
+                 .withColumn("_known", F.lit(True)))
         ranked = ranked.join(known, on=["cluster", "dedup_key"], how="left")
     else:
         ranked = ranked.withColumn("_known", F.lit(None).cast("boolean"))

@@ -126,6 +126,7 @@ def test_parallel_collection_keeps_the_custody_chain_intact(tmp_path):
         list(pool.map(lambda _: collect(config, layout, parallel=6), range(2)))
     recs = read_custody(layout)
     assert verify_custody(layout) == []
+    assert len(recs) == 30  # each file recorded once, although both collections copied it
     assert len({(r["master"], r["file_name"]) for r in recs}) == 30
 
 
@@ -138,3 +139,48 @@ def test_tampering_is_detected(tmp_path, master):
     lines[0] = json.dumps(rec, sort_keys=True, separators=(",", ":"))
     layout.custody.write_text("\n".join(lines) + "\n")
     assert any("altered" in p for p in verify_custody(layout))
+
+
+def test_logrotate_gzip_backup_is_copied_whole(tmp_path):
+    d = tmp_path / "m"
+    d.mkdir()
+    blob = gzip.compress((_line(1) + _line(2)).encode(), mtime=0)
+    (d / "kubernetes.audit.1.gz").write_bytes(blob)
+    layout = Layout(tmp_path / "home")
+    collect(_config(tmp_path, {"m": d}), layout)
+    [rec] = read_custody(layout)
+    assert rec["active"] is False and rec["dropped_partial_bytes"] == 0
+    assert evidence_path(layout, rec["sha256"]).read_bytes() == blob
+
+
+def test_a_file_replaced_between_listing_and_opening_is_refused(tmp_path, master):
+    from jobs.collect import LocalSource
+
+    src = LocalSource(master, f"file://{master}")
+    entries = {e.name: e for e in src.list()}
+    target = master / "kubernetes-2026-11-20T01-02-03.456.audit"
+    other = master / "new-file"
+    other.write_text(_line(7))  # created while the listed file still holds its inode
+    os.replace(other, target)  # a new file under the listed name, as a rotation would
+    with pytest.raises(ValueError, match="replaced"):
+        src.open(entries[target.name])
+    target.unlink()
+    os.symlink(tmp_path / "elsewhere", target)
+    with pytest.raises(OSError):  # O_NOFOLLOW: a symlink swapped in is never opened
+        src.open(entries[target.name])
+    src.close()
+
+
+def test_a_torn_custody_tail_does_not_block_later_collections(tmp_path, master):
+    layout = Layout(tmp_path / "home")
+    config = _config(tmp_path, {"m1": master})
+    collect(config, layout)
+    with open(layout.custody, "ab") as fh:
+        fh.write(b'{"record_type":"collected","clus')  # a crash in the middle of an append
+    assert len(read_custody(layout)) == 3
+    (master / "kubernetes-2026-11-22T00-00-00.000.audit").write_text(_line(5))
+    [result] = collect(config, layout)
+    assert result["collected"] == 1
+    assert len(read_custody(layout)) == 4
+    problems = verify_custody(layout)
+    assert len(problems) == 1 and "torn record" in problems[0]

@@ -21,8 +21,22 @@ SUMMARY_KEYS = {
     "summary_version", "cluster", "week", "timezone", "window", "requests_total", "events_total",
     "requests_by_verb", "requests_by_status_class", "requests_by_user_kind", "requests_by_day",
     "detections", "detections_status", "source_ips", "users", "crd_operations",
-    "resource_operations", "geoip",
+    "resource_operations", "geoip", "policy_findings", "policy_fit",
 }
+
+
+def write_committed_events(df, layout):
+    """Events written as a committed ingest run (readers skip uncommitted files)."""
+    from jobs.ingest.main import commit_run
+
+    run_id = "testrun"
+    staged = layout.home / "tmp-events"
+    df.write.partitionBy("cluster", "event_date").parquet(str(staged))
+    for n, part in enumerate(sorted(staged.rglob("part-*.parquet"))):
+        dest = layout.events / part.parent.relative_to(staged)
+        dest.mkdir(parents=True, exist_ok=True)
+        part.rename(dest / f"run-{run_id}-{n:05d}-{part.name}")
+    commit_run(layout, run_id, [])
 
 
 def _lake_rows(make_event):
@@ -60,8 +74,7 @@ def _lake_rows(make_event):
 def weekly(spark, make_event, events_df, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("weekly")
     layout = Layout(tmp / "home")
-    (events_df(_lake_rows(make_event)).write.partitionBy("cluster", "event_date")
-     .parquet(str(layout.events)))
+    write_committed_events(events_df(_lake_rows(make_event)), layout)
     config = parse_config({"cluster": "c1", "timezone": "Asia/Shanghai",
                            "masters": [{"name": "master-1", "source": "file:///nonexistent"}]},
                           tmp)

@@ -8,7 +8,7 @@ import json
 import pytest
 from pyspark.sql import functions as F
 
-from jobs.ingest.main import ingest, read_ledger, rollback_uncommitted, IngestError
+from jobs.ingest.main import IngestError, ingest, read_ledger, rollback_uncommitted
 
 MAX_LINE = 1 << 20  # 1 MiB in tests, so a 10 MB line is far over it
 
@@ -53,6 +53,11 @@ HOSTILE = [  # (line bytes, expected bucket, expected reason)
     (ev(10, user={}, **{"<script>": "x"}).encode() + b"\r", "event", None),  # CRLF, odd keys
     (ev(11, timestamp="2019-01-02T03:04:05Z", requestReceivedTimestamp=None).encode(), "event",
      None),  # v1beta1 shape
+    (ev(13, userAgent='x}{"', requestURI='/api/v1/pods?q=} {"').encode(), "event", None),
+    # a kind-not-Event line that carries an event's auditID and stage, before the event:
+    (b'{"kind":"Evil","auditID":"id-14","stage":"ResponseComplete"}', "quarantined",
+     "kind_not_event"),
+    (ev(14).encode(), "event", None),  # ... must not make the real event a duplicate
     (ev(12, apiVersion="audit.k8s.io/v1alpha1",
         objectRef={"resource": "deployments", "apiVersion": "apps/v1", "name": "d"}).encode(),
      "event", None),  # v1alpha1 objectRef: group inside apiVersion
@@ -177,6 +182,21 @@ def test_duplicates_against_the_lake_across_runs(spark, tmp_path, collect_dirs):
     assert ids == ["id-1", "id-2", "id-3"]
 
 
+def test_duplicates_spanning_several_days_all_reach_the_lake(spark, tmp_path, collect_dirs):
+    m = tmp_path / "m"
+    m.mkdir()
+    days = [f"2026-11-{d:02d}T01:02:03.000001Z" for d in range(16, 23)]
+    body = "".join(ev(i, requestReceivedTimestamp=t) + "\n" for i, t in enumerate(days))
+    (m / "kubernetes-2026-11-23T00-00-00.000.audit").write_text(body)
+    (m / "kubernetes.audit").write_text(body + ev(99) + "\n")  # repeats them all, adds one
+    layout = collect_dirs({"m": m})
+    entries = ingest(spark, layout)["files"]
+    assert sum(e["duplicates"] for e in entries) == len(days)
+    dups = spark.read.parquet(str(layout.duplicates))
+    assert dups.count() == len(days)
+    assert spark.read.parquet(str(layout.events)).count() == len(days) + 1
+
+
 def test_killed_ingest_rerun_leaves_the_same_lake(spark, tmp_path, collect_dirs):
     m = tmp_path / "m"
     m.mkdir()
@@ -197,6 +217,9 @@ def test_killed_ingest_rerun_leaves_the_same_lake(spark, tmp_path, collect_dirs)
         ingest(spark, crashed, crash_after_move=True)
     assert list(crashed.events.rglob("run-*.parquet"))  # files moved, but not committed
     assert read_ledger(crashed) == []
+    from jobs.aggregate.io import read_events
+
+    assert read_events(spark, crashed).count() == 0  # readers never see uncommitted files
     ingest(spark, crashed)  # re-run: rolls back the orphaned files first
     assert snapshot(crashed) == snapshot(clean)
     assert rollback_uncommitted(crashed) == 0
@@ -205,3 +228,14 @@ def test_killed_ingest_rerun_leaves_the_same_lake(spark, tmp_path, collect_dirs)
 def read_ledger_counts(layout):
     return sorted((e["evidence_sha256"], e["lines"], e["events"], e["duplicates"],
                    e["quarantined"], e["blank"]) for e in read_ledger(layout))
+
+
+def test_gzip_bomb_of_one_endless_line_is_bounded(tmp_path):
+    from jobs.ingest.preflight import gunzip_salvage
+
+    bomb = tmp_path / "bomb.gz"
+    bomb.write_bytes(gzip.compress(b"{" + b"a" * (40 << 20), mtime=0))
+    damage, tail = gunzip_salvage(bomb, tmp_path / "out", max_bytes=8 << 20)
+    assert damage and "bound" in damage
+    assert (tmp_path / "out").stat().st_size == 0  # no complete line before the bound
+    assert tail.startswith(b"{aaa") and len(tail) == 1 << 20  # the first MiB is kept
