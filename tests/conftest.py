@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
+
+# PySpark hands timestamps to Python in the process's local zone; the tests compare them
+# with UTC values, so the test process runs in UTC whatever the machine's zone.
+os.environ["TZ"] = "UTC"
+time.tzset()
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = Path(os.environ.get("KAUDIT_CORPUS", ROOT.parent / "shared" / "corpus"))

@@ -37,6 +37,7 @@ from jobs.settings import DEFAULT_MAX_LINE_BYTES, Layout
 
 BUCKETS = ("event", "duplicate", "quarantined", "blank")
 _LOW_33_BITS = (1 << 33) - 1
+_ISO_UTC = "yyyy-MM-dd'T'HH:mm:ss.SSSSSS'Z'"
 
 
 class IngestError(RuntimeError):
@@ -257,22 +258,32 @@ def _staged_counts(spark: SparkSession, staged: Path) -> dict[str, dict[str, Any
     rows = (
         spark.read.parquet(str(staged))
         .groupBy("evidence_sha256", "bucket")
-        .agg(F.count(F.lit(1)).alias("n"), F.max("line_no").alias("max_line"))
+        .agg(F.count(F.lit(1)).alias("n"), F.max("line_no").alias("max_line"),
+             # formatted by Spark in the session zone (UTC): collect() would convert
+             # timestamps to the driver's local zone
+             F.date_format(F.min("request_received_ts"), _ISO_UTC).alias("first"),
+             F.date_format(F.max("request_received_ts"), _ISO_UTC).alias("last"))
         .collect()
     )
     out: dict[str, dict[str, Any]] = {}
     for r in rows:
-        c = out.setdefault(r["evidence_sha256"], {b: 0 for b in BUCKETS} | {"max_line": 0})
+        c = out.setdefault(r["evidence_sha256"], _empty_counts())
         c[r["bucket"]] += r["n"]
         c["max_line"] = max(c["max_line"], r["max_line"] or 0)
+        if r["bucket"] == "event" and r["first"] is not None:
+            c["first_event"], c["last_event"] = r["first"], r["last"]
     return out
+
+
+def _empty_counts() -> dict[str, Any]:
+    return {b: 0 for b in BUCKETS} | {"max_line": 0, "first_event": None, "last_event": None}
 
 
 def _ledger_entries(framed: list[Framed], meta: dict[str, dict[str, Any]],
                     counts: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     entries = []
     for f in framed:
-        c = counts.get(f.sha256, {b: 0 for b in BUCKETS} | {"max_line": 0})
+        c = counts.get(f.sha256, _empty_counts())
         lines = f.lines + (1 if f.damage else 0)
         total = sum(c[b] for b in BUCKETS)
         if total != lines or c["max_line"] != lines:
@@ -284,6 +295,7 @@ def _ledger_entries(framed: list[Framed], meta: dict[str, dict[str, Any]],
         entries.append({
             "evidence_sha256": f.sha256, "cluster": m["cluster"], "master": m["master"],
             "file": m["file_name"], "compressed": f.compressed, "damage": f.damage,
+            "first_event": c["first_event"], "last_event": c["last_event"],
             "lines": lines, **{k: c[v] for k, v in (("events", "event"),
                                                    ("duplicates", "duplicate"),
                                                    ("quarantined", "quarantined"),

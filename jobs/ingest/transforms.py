@@ -241,7 +241,8 @@ def classify_lines(lines: DataFrame, max_line_bytes: int,
                F.substring(F.col("value").cast("binary"), 1, RAW_KEEP_BYTES)),
     )
     events = normalize_events(staged)
-    # null out event columns for non-events so the Parquet files stay small
+    # null out event columns for non-events so the Parquet files stay small: a duplicate
+    # keeps where it is and which key it repeats, the held copy has the rest
     keep_always = {"master", "evidence_sha256", "line_no", "cluster", "file_order", "bucket",
                    "reason", "detail", "raw", "raw_length", "dedup_key"}
     is_candidate = F.col("bucket") == "candidate"
@@ -249,7 +250,12 @@ def classify_lines(lines: DataFrame, max_line_bytes: int,
         F.col(c) if c in keep_always else F.when(is_candidate, F.col(c)).alias(c)
         for c in events.columns
     ]
-    return with_bucket(events.select(*cols), known_keys)
+    bucketed = with_bucket(events.select(*cols), known_keys)
+    is_event = F.col("bucket") == "event"
+    return bucketed.select(*[
+        F.col(c) if c in keep_always else F.when(is_event, F.col(c)).alias(c)
+        for c in bucketed.columns
+    ])
 
 
 OUTPUT_COLUMNS = [*EVENT_COLUMNS, "bucket", "reason", "detail", "raw", "raw_length"]

@@ -49,6 +49,11 @@ def test_synth_week_roundtrip(spark, tmp_path):
     assert all(r["collected"] == 0 for r in collect(config, layout))
     assert ingest(spark, layout)["files"] == []
     assert len(read_ledger(layout)) == len(result["files"])
+    by_sha = {e["evidence_sha256"]: e for e in result["files"]}
+    active_entry = by_sha[_sha(active)]
+    times = [raw["requestReceivedTimestamp"] for raw in map(json.loads,
+             active.read_text().splitlines())]
+    assert (active_entry["first_event"], active_entry["last_event"]) == (min(times), max(times))
 
 
 def _sha(path):
