@@ -4,8 +4,8 @@ For each input size: synth a week (3 masters, uncompressed, 100 MB rotation), co
 in separate child processes (so each one's memory is its own):
   spark   - JVM start-up (session + a trivial job), then `ingest` (timed without start-up)
   duckdb  - read_json of the same evidence files with the same columns -> Parquet
-The parent samples the resident memory of each child's whole process tree (the JVM included)
-every 100 ms. Results are appended to bench/RESULTS.md as a table.
+The parent samples the proportional resident memory (PSS) of each child's whole process tree
+(the JVM included) every 100 ms. Results are appended to bench/RESULTS.md as a table.
 
     python bench/bench_ingest.py [--sizes 500000,1500000] [--work bench/work]
 """
@@ -107,8 +107,30 @@ def read_custody_home(home: Path, read_custody):
     return [r for r in read_custody(Layout(home)) if r.get("record_type") == "collected"]
 
 
+def _children(p: psutil.Process) -> list[psutil.Process]:
+    try:
+        return p.children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def _resident(p: psutil.Process) -> int:
+    """Proportional set size: memory shared between processes counts once in the sum.
+
+    Plain RSS double counts: the JVM starts helpers with vfork/posix_spawn, and for a moment
+    the child shares the JVM's whole address space, so a sum of RSS jumps by the JVM's size.
+    """
+    try:
+        return p.memory_full_info().pss
+    except (psutil.Error, AttributeError):
+        try:
+            return p.memory_info().rss
+        except psutil.Error:
+            return 0
+
+
 def run_child(args: list[str]) -> tuple[dict, float]:
-    """Run a child; return its JSON result and the peak RSS (MiB) of its process tree."""
+    """Run a child; return its JSON result and the peak PSS (MiB) of its process tree."""
     proc = subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE,
                             env=dict(os.environ, SPARK_LOCAL_IP="127.0.0.1"))
     peak = 0
@@ -118,11 +140,10 @@ def run_child(args: list[str]) -> tuple[dict, float]:
         nonlocal peak
         p = psutil.Process(proc.pid)
         while not stop.is_set():
-            try:
-                tree = [p, *p.children(recursive=True)]
-                peak = max(peak, sum(x.memory_info().rss for x in tree))
-            except psutil.Error:
-                pass
+            total = 0
+            for x in [p, *_children(p)]:
+                total += _resident(x)
+            peak = max(peak, total)
             time.sleep(0.1)
 
     t = threading.Thread(target=sample, daemon=True)
@@ -191,7 +212,7 @@ def write_results(rows) -> None:
         f"{platform.python_implementation()} {platform.python_version()}; Spark local[*]; "
         "input: synth week, 3 masters, uncompressed 100 MB rotation.\n",
         "| events (target) | input MB | engine | seconds | start-up s | events/s | MB/s | "
-        "peak RSS MiB | Spark/DuckDB time |",
+        "peak PSS MiB | Spark/DuckDB time |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for n, mb, spark, srss, duck, drss in rows:

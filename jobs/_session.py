@@ -21,6 +21,9 @@ def get_spark(
     ``spark://host:7077`` (or any Spark master URL) to run the same jobs on a cluster.
     """
     master = master or os.environ.get("KAUDIT_SPARK_MASTER") or DEFAULT_MASTER
+    # glibc gives each JVM thread its own malloc arena (up to 8 per core): resident memory
+    # then swings by GBs from run to run. Two arenas keep it flat (the JVM inherits this).
+    os.environ.setdefault("MALLOC_ARENA_MAX", "2")
     driver_memory = driver_memory or os.environ.get("KAUDIT_SPARK_DRIVER_MEMORY", "2g")
     builder = (
         SparkSession.builder.appName(app_name)
@@ -35,6 +38,10 @@ def get_spark(
         .config("spark.driver.bindAddress", os.environ.get("KAUDIT_SPARK_BIND", "127.0.0.1"))
         .config("spark.driver.host", os.environ.get("KAUDIT_SPARK_HOST", "127.0.0.1"))
         .config("spark.python.worker.reuse", "true")
+        # off-heap (Netty, Parquet codecs) defaults to the heap size: cap it so that the
+        # process stays well under 4 GB in local mode
+        .config("spark.driver.extraJavaOptions",
+                os.environ.get("KAUDIT_SPARK_JAVA_OPTS", "-XX:MaxDirectMemorySize=512m"))
     )
     for key, value in (extra_conf or {}).items():
         builder = builder.config(key, value)
