@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from policy_requests import nonres, res
 
 pytestmark = pytest.mark.spark
 
@@ -18,27 +19,6 @@ KCM = ("system:kube-controller-manager", ["system:authenticated"])
 APISERVER = ("system:apiserver", ["system:masters"])
 ANONYMOUS = ("system:anonymous", ["system:unauthenticated"])
 NO_USER = (None, None)  # failed authentication: "user": {}
-
-
-def res(verb, resource, *, group="", ns="", name="", sub="", query="") -> dict[str, Any]:
-    """Attributes of a resource request, as ingest puts them in EVENTS (absent -> null)."""
-    prefix = "/api/v1" if group == "" else f"/apis/{group}/v1"
-    uri = prefix + (f"/namespaces/{ns}" if ns and resource != "namespaces" else "")
-    uri += f"/{resource}" + (f"/{name}" if name else "") + (f"/{sub}" if sub else "")
-    return {
-        "verb": verb,
-        "request_uri": uri + (f"?{query}" if query else ""),
-        "object_ref_present": True,
-        "api_group": group,
-        "resource": resource,
-        "subresource": sub or None,
-        "namespace": ns or None,
-        "object_name": name or None,
-    }
-
-
-def nonres(verb, uri) -> dict[str, Any]:
-    return {"verb": verb, "request_uri": uri, "object_ref_present": False}
 
 
 RR = "RequestResponse"

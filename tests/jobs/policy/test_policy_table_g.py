@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
+import policy_requests
 import pytest
 
 pytestmark = pytest.mark.spark
@@ -13,27 +15,9 @@ ANONYMOUS = {"user_name": "system:anonymous", "user_groups": ["system:unauthenti
 NO_USER = {"user_name": None, "user_groups": None}
 
 
-def res(
-    verb, resource, *, group="", ns="", name="", sub="", query="", user=ADMIN
-) -> dict[str, Any]:
-    prefix = "/api/v1" if group == "" else f"/apis/{group}/v1"
-    uri = prefix + (f"/namespaces/{ns}" if ns and resource != "namespaces" else "")
-    uri += f"/{resource}" + (f"/{name}" if name else "") + (f"/{sub}" if sub else "")
-    return {
-        **user,
-        "verb": verb,
-        "request_uri": uri + (f"?{query}" if query else ""),
-        "object_ref_present": True,
-        "api_group": group,
-        "resource": resource,
-        "subresource": sub or None,
-        "namespace": ns or None,
-        "object_name": name or None,
-    }
-
-
-def nonres(verb, uri, user=ADMIN) -> dict[str, Any]:
-    return {**user, "verb": verb, "request_uri": uri, "object_ref_present": False}
+# every request of this table is made by ADMIN unless it says otherwise
+res = partial(policy_requests.res, user=ADMIN)
+nonres = partial(policy_requests.nonres, user=ADMIN)
 
 
 STAR_A = (
