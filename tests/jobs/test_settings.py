@@ -41,3 +41,58 @@ def test_bad_config_names_the_key(tmp_path, body, message):
     with pytest.raises(ConfigError) as err:
         load_config(_write(tmp_path, body))
     assert message in str(err.value)
+
+
+def test_every_problem_is_reported_at_once(tmp_path):
+    body = """
+cluster: c
+timezon: UTC
+masters: [{name: a, source: 'file:///x', patern: x}]
+report: {trusted_proxies: [10.0.0.5, not-an-ip], language: fr}
+delivery: {gate: maybe, webhooks: [{url: 'ftp://x'}]}
+"""
+    with pytest.raises(ConfigError) as err:
+        load_config(_write(tmp_path, body))
+    text = str(err.value)
+    for expected in ("unknown key 'timezon'", "unknown key 'patern'", "'not-an-ip' is not an IP",
+                     "report.language: 'fr'", "delivery.gate: 'maybe'",
+                     "delivery.webhooks[0].url"):
+        assert expected in text
+    assert "6 problems" in text
+
+
+def test_deeply_nested_yaml_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_config(_write(tmp_path, "[" * 100_000))
+    assert "not valid YAML" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_new_sections_parse(tmp_path, monkeypatch):
+    from jobs.settings import secret_from_env
+
+    cfg = load_config(_write(tmp_path, """
+cluster: c
+spark_master: spark://127.0.0.1:7077
+masters: [{name: a, source: 'file:///x'}]
+report: {language: zh-CN, trusted_proxies: [10.0.1.0/24]}
+delivery:
+  gate: warn
+  email: {smtp_host: 127.0.0.1, smtp_port: 2525, sender: k@x, to: [a@x], password_env: SMTP_PW}
+  webhooks: [{url: 'http://127.0.0.1:9/x', format: dingtalk, secret_env: DT_SECRET}]
+"""))
+    assert cfg.report.language == "zh-CN" and cfg.spark_master == "spark://127.0.0.1:7077"
+    assert cfg.delivery.gate == "warn" and cfg.delivery.email.smtp_port == 2525
+    assert cfg.delivery.webhooks[0].format == "dingtalk"
+    monkeypatch.setenv("DT_SECRET", "s3")
+    assert secret_from_env(cfg.delivery.webhooks[0].secret_env) == "s3"
+
+
+def test_missing_home_is_an_error_naming_it(tmp_path):
+    from jobs.settings import HomeError, existing_home
+
+    with pytest.raises(HomeError) as err:
+        existing_home(tmp_path / "typo")
+    assert str(tmp_path / "typo") in str(err.value)
+    (tmp_path / "home" / "custody").mkdir(parents=True)
+    assert existing_home(tmp_path / "home") == (tmp_path / "home").resolve()
