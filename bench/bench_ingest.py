@@ -70,7 +70,7 @@ COPY (
 
 def child_spark(home: Path) -> dict:
     from jobs._session import get_spark
-    from jobs.ingest.main import ingest
+    from jobs.ingest import main as ingest_main
     from jobs.settings import Layout
 
     t0 = time.monotonic()
@@ -78,10 +78,10 @@ def child_spark(home: Path) -> dict:
     spark.range(1).count()
     startup = time.monotonic() - t0
     t1 = time.monotonic()
-    result = ingest(spark, Layout(home))
+    result = ingest_main.run(spark, Layout(home))
     seconds = time.monotonic() - t1
-    events = sum(e["events"] for e in result["files"])
-    lines = sum(e["lines"] for e in result["files"])
+    events = sum(e.events for e in result.files)
+    lines = sum(e.lines for e in result.files)
     spark.stop()
     return {"startup_s": startup, "seconds": seconds, "events": events, "lines": lines}
 
@@ -89,7 +89,7 @@ def child_spark(home: Path) -> dict:
 def child_duckdb(home: Path, out: Path) -> dict:
     import duckdb
 
-    from jobs.evidence import read_custody
+    from jobs.evidence.custody import read_custody
 
     files = sorted({str(home / "evidence" / r["sha256"][:2] / r["sha256"])
                     for r in read_custody_home(home, read_custody)})
@@ -104,7 +104,7 @@ def child_duckdb(home: Path, out: Path) -> dict:
 def read_custody_home(home: Path, read_custody):
     from jobs.settings import Layout
 
-    return [r for r in read_custody(Layout(home)) if r.get("record_type") == "collected"]
+    return [r for r in read_custody(Layout(home)) if r["record_type"] == "collected"]
 
 
 def _children(p: psutil.Process) -> list[psutil.Process]:
@@ -157,7 +157,7 @@ def run_child(args: list[str]) -> tuple[dict, float]:
 
 
 def prepare(work: Path, events: int) -> tuple[Path, float]:
-    from jobs.collect import collect
+    from jobs.evidence.main import run_collect
     from jobs.settings import Layout, parse_config
     from jobs.synth import synth_week
 
@@ -169,7 +169,7 @@ def prepare(work: Path, events: int) -> tuple[Path, float]:
         {"name": m, "source": f"file://{src / m}"} for m in masters]}, work)
     home = work / f"home-{events}"
     shutil.rmtree(home, ignore_errors=True)
-    collect(config, Layout(home))
+    run_collect(config, Layout(home))
     size_mb = sum(f.stat().st_size for f in src.rglob("*") if f.is_file()) / 2**20
     return home, size_mb
 

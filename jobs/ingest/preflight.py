@@ -1,4 +1,7 @@
-"""Per-file framing facts that Spark's text source cannot give: line counts and gzip damage.
+"""Before Spark: which evidence files are pending, and the framing facts Spark cannot give.
+
+Pending files are those custody records and no committed ingest run holds. Framing gives
+what Spark's text source cannot: line counts and gzip damage.
 
 Plain files are counted (newlines, plus a final line without one). Gzip files are
 decompressed here, bounded, into a staging file that Spark then reads: a truncated or
@@ -9,8 +12,15 @@ one quarantined line (reason ``gzip_truncated``) so that nothing is silently los
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from jobs.evidence.custody import CollectedRecord, collected, read_custody
+from jobs.evidence.store import evidence_path
+from jobs.ingest.errors import IngestError
+from jobs.lake.ledger import ingested_evidence
+from jobs.settings import Layout
 
 CHUNK = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"
@@ -18,8 +28,24 @@ DEFAULT_MAX_DECOMPRESSED = 64 << 30  # 64 GiB per file: decompression is bounded
 TAIL_KEEP = 1 << 20  # bytes of a damaged partial line kept in quarantine
 
 
+def pending_files(layout: Layout) -> list[CollectedRecord]:
+    """Evidence files with a custody record and no ledger entry, oldest first.
+
+    Order: by master's rotation time (backups by the UTC time in their name, the active
+    file's snapshots by collection time), so the first copy of a duplicated event wins.
+    """
+    done = ingested_evidence(layout)
+    first: dict[str, CollectedRecord] = {}
+    for rec in collected(read_custody(layout)):
+        if rec["sha256"] not in done:
+            first.setdefault(rec["sha256"], rec)
+    return sorted(first.values(), key=lambda r: (r["rotated_at"] or r["collected_at"], r["sha256"]))
+
+
 @dataclass(frozen=True)
 class Framed:
+    """One evidence file, framed for Spark."""
+
     sha256: str
     read_path: Path  # what Spark reads (the evidence file, or its decompressed copy)
     lines: int  # physical lines Spark will see in read_path
@@ -42,18 +68,21 @@ def count_lines(path: Path) -> tuple[int, int]:
 
 
 def is_gzip(path: Path) -> bool:
+    """True when the file starts with the gzip magic bytes."""
     with open(path, "rb") as fh:
         return fh.read(2) == GZIP_MAGIC
 
 
 def decompression_bound(compressed_size: int) -> int:
-    """At most 100x the compressed size (audit JSON gzips about 6-15x), at least 1 GiB,
-    never more than 64 GiB."""
+    """The decompressed bytes allowed for a gzip file of ``compressed_size`` bytes.
+
+    At most 100x the compressed size (audit JSON gzips about 6-15x), at least 1 GiB,
+    never more than 64 GiB.
+    """
     return min(DEFAULT_MAX_DECOMPRESSED, max(1 << 30, 100 * compressed_size))
 
 
-def gunzip_salvage(src: Path, dest: Path, max_bytes: int | None = None
-                   ) -> tuple[str | None, bytes]:
+def gunzip_salvage(src: Path, dest: Path, max_bytes: int | None = None) -> tuple[str | None, bytes]:
     """Decompress every gzip member of src into dest, streaming, up to the last complete line.
 
     Returns (damage, tail): damage describes a truncated or corrupt stream, or an exceeded
@@ -107,8 +136,10 @@ def gunzip_salvage(src: Path, dest: Path, max_bytes: int | None = None
     return damage, tail
 
 
-def frame(sha256: str, evidence: Path, staging: Path,
-          max_decompressed: int | None = None) -> Framed:
+def frame(
+    sha256: str, evidence: Path, staging: Path, max_decompressed: int | None = None
+) -> Framed:
+    """Count a file's lines; a gzip file is first salvaged into ``staging`` (see above)."""
     if not is_gzip(evidence):
         lines, size = count_lines(evidence)
         return Framed(sha256, evidence, lines, size, compressed=False)
@@ -117,3 +148,20 @@ def frame(sha256: str, evidence: Path, staging: Path,
     damage, tail = gunzip_salvage(evidence, plain, max_decompressed)
     lines, size = count_lines(plain)
     return Framed(sha256, plain, lines, size, compressed=True, damage=damage, damage_tail=tail)
+
+
+def frame_pending(
+    layout: Layout, pending: Sequence[CollectedRecord], staging: Path
+) -> list[Framed]:
+    """Frame every pending file; gzip files are decompressed into ``staging``.
+
+    Raises:
+        IngestError: custody names a file the store does not hold.
+    """
+    missing = [r["sha256"] for r in pending if not evidence_path(layout, r["sha256"]).is_file()]
+    if missing:
+        raise IngestError(
+            f"evidence missing from the store: {', '.join(missing)} "
+            "(custody names them; run `kaudit verify`)"
+        )
+    return [frame(r["sha256"], evidence_path(layout, r["sha256"]), staging) for r in pending]

@@ -35,7 +35,7 @@ _SPACE = " \t\r\f\u000b"
 # Two top-level objects run together on one line ({...}{...}): from_json would silently keep
 # the first. Outside strings, JSON never has `}{` or `} {`; inside strings it can, so a line
 # that shows the pattern is tested again with its string literals removed.
-_TWO_OBJECTS = ('}{', '} {')
+_TWO_OBJECTS = ("}{", "} {")
 # unrolled and possessive: no backtracking, no recursion (Java regex overflows its stack on
 # `(a|b)*` over long strings)
 _STRING_LITERAL = r'"[^"\\]*+(?:\\.[^"\\]*+)*+"'
@@ -51,8 +51,11 @@ def _ts(col: Column) -> Column:
 
 
 def _trim_value(how: str) -> Column:
-    """trim(BOTH|TRAILING whitespace FROM value): a byte-level operation on Spark's
-    UTF8String, much cheaper than rlike, which converts every line to a Java string."""
+    """``trim(BOTH|TRAILING whitespace FROM value)``.
+
+    A byte-level operation on Spark's UTF8String, much cheaper than rlike, which converts
+    every line to a Java string.
+    """
     return F.expr(f"trim({how} '{_SPACE}' FROM value)")
 
 
@@ -62,9 +65,9 @@ def _has_two_objects(text: Column) -> Column:
 
 def _two_objects(col: Column) -> Column:
     """True for `{...}{...}` on one line; the regex runs only on lines showing the pattern."""
-    return F.when(_has_two_objects(col),
-                  _has_two_objects(F.regexp_replace(col, _STRING_LITERAL, '""'))
-                  ).otherwise(F.lit(False))
+    return F.when(
+        _has_two_objects(col), _has_two_objects(F.regexp_replace(col, _STRING_LITERAL, '""'))
+    ).otherwise(F.lit(False))
 
 
 def with_line_checks(df: DataFrame, max_line_bytes: int) -> DataFrame:
@@ -83,16 +86,20 @@ def with_line_checks(df: DataFrame, max_line_bytes: int) -> DataFrame:
         .withColumn("byte_reason", F.when(~blank, byte_reason))
         .withColumn(
             "j",
-            F.when(~blank & F.col("byte_reason").isNull(),
-                   F.from_json(value, PARSE_SCHEMA, JSON_OPTIONS)),
+            F.when(
+                ~blank & F.col("byte_reason").isNull(),
+                F.from_json(value, PARSE_SCHEMA, JSON_OPTIONS),
+            ),
         )
     )
 
 
 def _timestamps(j: Column) -> tuple[Column, Column]:
     received = F.coalesce(
-        _ts(j["requestReceivedTimestamp"]), _ts(j["timestamp"]),
-        _ts(j["stageTimestamp"]), _ts(j["metadata"]["creationTimestamp"]),
+        _ts(j["requestReceivedTimestamp"]),
+        _ts(j["timestamp"]),
+        _ts(j["stageTimestamp"]),
+        _ts(j["metadata"]["creationTimestamp"]),
     )
     stage = F.coalesce(_ts(j["stageTimestamp"]), _ts(j["metadata"]["creationTimestamp"]), received)
     return received, stage
@@ -109,27 +116,37 @@ def with_reason(df: DataFrame) -> DataFrame:
         .when(F.col("byte_reason").isNotNull(), F.col("byte_reason"))
         .when(corrupt & json_value.isNull(), F.lit(NOT_JSON))
         .when(corrupt & ~F.ltrim(value).startswith("{"), F.lit(NOT_OBJECT))
-        .when(~F.endswith(_trim_value("TRAILING"), F.lit("}"))
-              | _two_objects(value), F.lit(NOT_JSON))
+        .when(
+            ~F.endswith(_trim_value("TRAILING"), F.lit("}")) | _two_objects(value), F.lit(NOT_JSON)
+        )
         .when(corrupt, F.lit(BAD_TYPES))
         .when(F.coalesce(j["kind"], F.lit("")) != "Event", F.lit(NOT_EVENT))
         .when(received.isNull(), F.lit(NO_TIMESTAMP))
     )
     out = df.withColumn("reason", reason)
     r = F.col("reason")
-    fixed = {INVALID_UTF8: "bytes that are not valid UTF-8", NUL_BYTES: "NUL bytes in the line",
-             BAD_TYPES: "a field has the wrong JSON type for the audit schema",
-             NO_TIMESTAMP: "no parseable requestReceivedTimestamp/timestamp"}
+    fixed = {
+        INVALID_UTF8: "bytes that are not valid UTF-8",
+        NUL_BYTES: "NUL bytes in the line",
+        BAD_TYPES: "a field has the wrong JSON type for the audit schema",
+        NO_TIMESTAMP: "no parseable requestReceivedTimestamp/timestamp",
+    }
     detail = (
-        F.when(r == NOT_JSON,
-               F.when(_two_objects(value), F.lit("more than one JSON value on the line"))
-               .when(json_value.isNull(), F.lit("malformed JSON"))
-               .otherwise(F.lit("trailing data after the JSON object")))
-        .when(r == NOT_OBJECT,
-              F.concat(F.lit("top-level JSON "), F.lower(F.schema_of_variant(json_value))))
+        F.when(
+            r == NOT_JSON,
+            F.when(_two_objects(value), F.lit("more than one JSON value on the line"))
+            .when(json_value.isNull(), F.lit("malformed JSON"))
+            .otherwise(F.lit("trailing data after the JSON object")),
+        )
+        .when(
+            r == NOT_OBJECT,
+            F.concat(F.lit("top-level JSON "), F.lower(F.schema_of_variant(json_value))),
+        )
         .when(r == NOT_EVENT, F.concat(F.lit("kind="), F.coalesce(j["kind"], F.lit("<missing>"))))
-        .when(r == TOO_LONG,
-              F.concat(F.lit("line of "), F.col("raw_length").cast("string"), F.lit(" bytes")))
+        .when(
+            r == TOO_LONG,
+            F.concat(F.lit("line of "), F.col("raw_length").cast("string"), F.lit(" bytes")),
+        )
     )
     for code, text in fixed.items():
         detail = detail.when(r == code, F.lit(text))
@@ -164,12 +181,18 @@ def normalize_events(df: DataFrame) -> DataFrame:
         j["sourceIPs"].alias("source_ips"),
         j["userAgent"].alias("user_agent"),
         obj.isNotNull().alias("object_ref_present"),
-        F.when(obj.isNotNull(), F.coalesce(
-            obj["apiGroup"],
-            # v1alpha1 objectRef has no apiGroup: apiVersion is "group/version" (core: "v1")
-            F.when(F.contains(obj["apiVersion"], F.lit("/")),
-                   F.regexp_extract(obj["apiVersion"], r"^(.*)/[^/]*$", 1)),
-            F.lit(""))).alias("api_group"),
+        F.when(
+            obj.isNotNull(),
+            F.coalesce(
+                obj["apiGroup"],
+                # v1alpha1 objectRef has no apiGroup: apiVersion is "group/version" (core: "v1")
+                F.when(
+                    F.contains(obj["apiVersion"], F.lit("/")),
+                    F.regexp_extract(obj["apiVersion"], r"^(.*)/[^/]*$", 1),
+                ),
+                F.lit(""),
+            ),
+        ).alias("api_group"),
         obj["apiVersion"].alias("api_version"),
         obj["resource"].alias("resource"),
         obj["subresource"].alias("subresource"),
@@ -188,13 +211,19 @@ def normalize_events(df: DataFrame) -> DataFrame:
         j["requestObject"].alias("request_object"),
         j["responseObject"].alias("response_object"),
         j["apiVersion"].alias("source_api_version"),
-        F.when(j["timestamp"].isNotNull() & j["requestReceivedTimestamp"].isNull(),
-               F.lit("v1beta1")).otherwise(F.lit("v1")).alias("event_shape"),
+        F.when(
+            j["timestamp"].isNotNull() & j["requestReceivedTimestamp"].isNull(), F.lit("v1beta1")
+        )
+        .otherwise(F.lit("v1"))
+        .alias("event_shape"),
         dedup_key.alias("dedup_key"),
         *[c for c in ("master", "evidence_sha256", "line_no", "cluster") if c in df.columns],
         F.to_date(received).alias("event_date"),
-        *[c for c in ("file_order", "bucket", "reason", "detail", "raw", "raw_length")
-          if c in df.columns],
+        *[
+            c
+            for c in ("file_order", "bucket", "reason", "detail", "raw", "raw_length")
+            if c in df.columns
+        ],
     )
 
 
@@ -209,12 +238,14 @@ def with_bucket(df: DataFrame, known_keys: DataFrame | None) -> DataFrame:
     # bucket in the partition: a quarantined line carrying the same auditID never outranks
     # the event
     order = Window.partitionBy("cluster", "dedup_key", "bucket").orderBy(
-        "file_order", "evidence_sha256", "line_no")
+        "file_order", "evidence_sha256", "line_no"
+    )
     candidate = F.col("bucket") == "candidate"
     ranked = df.withColumn("_rn", F.when(candidate, F.row_number().over(order)))
     if known_keys is not None:
-        known = (known_keys.select("cluster", "dedup_key").distinct()
-                 .withColumn("_known", F.lit(True)))
+        known = (
+            known_keys.select("cluster", "dedup_key").distinct().withColumn("_known", F.lit(True))
+        )
         ranked = ranked.join(known, on=["cluster", "dedup_key"], how="left")
     else:
         ranked = ranked.withColumn("_known", F.lit(None).cast("boolean"))
@@ -226,8 +257,9 @@ def with_bucket(df: DataFrame, known_keys: DataFrame | None) -> DataFrame:
     return ranked.withColumn("bucket", bucket).drop("_rn", "_known")
 
 
-def classify_lines(lines: DataFrame, max_line_bytes: int,
-                   known_keys: DataFrame | None = None) -> DataFrame:
+def classify_lines(
+    lines: DataFrame, max_line_bytes: int, known_keys: DataFrame | None = None
+) -> DataFrame:
     """Lines -> one row per line with bucket, reason and the normalized event columns."""
     checked = with_reason(with_line_checks(lines, max_line_bytes))
     pre_bucket = (
@@ -237,14 +269,27 @@ def classify_lines(lines: DataFrame, max_line_bytes: int,
     )
     staged = checked.withColumn("bucket", pre_bucket).withColumn(
         "raw",
-        F.when(F.col("reason").isNotNull(),
-               F.substring(F.col("value").cast("binary"), 1, RAW_KEEP_BYTES)),
+        F.when(
+            F.col("reason").isNotNull(),
+            F.substring(F.col("value").cast("binary"), 1, RAW_KEEP_BYTES),
+        ),
     )
     events = normalize_events(staged)
     # null out event columns for non-events so the Parquet files stay small: a duplicate
     # keeps where it is and which key it repeats, the held copy has the rest
-    keep_always = {"master", "evidence_sha256", "line_no", "cluster", "file_order", "bucket",
-                   "reason", "detail", "raw", "raw_length", "dedup_key"}
+    keep_always = {
+        "master",
+        "evidence_sha256",
+        "line_no",
+        "cluster",
+        "file_order",
+        "bucket",
+        "reason",
+        "detail",
+        "raw",
+        "raw_length",
+        "dedup_key",
+    }
     is_candidate = F.col("bucket") == "candidate"
     cols = [
         F.col(c) if c in keep_always else F.when(is_candidate, F.col(c)).alias(c)
@@ -252,10 +297,12 @@ def classify_lines(lines: DataFrame, max_line_bytes: int,
     ]
     bucketed = with_bucket(events.select(*cols), known_keys)
     is_event = F.col("bucket") == "event"
-    return bucketed.select(*[
-        F.col(c) if c in keep_always else F.when(is_event, F.col(c)).alias(c)
-        for c in bucketed.columns
-    ])
+    return bucketed.select(
+        *[
+            F.col(c) if c in keep_always else F.when(is_event, F.col(c)).alias(c)
+            for c in bucketed.columns
+        ]
+    )
 
 
 OUTPUT_COLUMNS = [*EVENT_COLUMNS, "bucket", "reason", "detail", "raw", "raw_length"]

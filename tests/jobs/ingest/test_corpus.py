@@ -7,23 +7,29 @@ import json
 import pytest
 from pyspark.sql import functions as F
 
-from jobs.ingest.main import ingest, read_ledger
+from jobs.ingest.main import run as ingest
+from jobs.lake.ledger import read_ledger
 
 REAL = ("audit2rbac", "falco", "openshift-clo")
 
 
 @pytest.fixture(scope="module")
 def corpus_lake(spark, corpus, tmp_path_factory):
-    from jobs.collect import collect
+    from jobs.evidence.main import run_collect
     from jobs.settings import Layout, parse_config
 
     tmp = tmp_path_factory.mktemp("corpus")
     masters = [{"name": n, "source": f"file://{corpus / n}", "pattern": "*.jsonl"} for n in REAL]
-    masters.append({"name": "falco-bad", "source": f"file://{corpus / 'falco' / '_not_events'}",
-                    "pattern": "*.json"})
+    masters.append(
+        {
+            "name": "falco-bad",
+            "source": f"file://{corpus / 'falco' / '_not_events'}",
+            "pattern": "*.json",
+        }
+    )
     config = parse_config({"cluster": "corpus", "timezone": "UTC", "masters": masters}, tmp)
     layout = Layout(tmp / "home")
-    collect(config, layout)
+    run_collect(config, layout)
     first = ingest(spark, layout)
     return layout, config, first
 
@@ -48,31 +54,31 @@ def test_every_real_event_ingests_once(spark, corpus, corpus_lake):
     lake_keys = {(r.audit_id, r.stage) for r in events.select("audit_id", "stage").collect()}
     assert events.count() == len(keys) == len(lake_keys)
     assert lake_keys == keys
-    entries = [e for e in first["files"] if e["master"] != "falco-bad"]
-    assert sum(e["lines"] for e in entries) == lines
-    assert sum(e["quarantined"] for e in entries) == 0
-    assert sum(e["events"] + e["duplicates"] for e in entries) == lines
+    entries = [e for e in first.files if e.master != "falco-bad"]
+    assert sum(e.lines for e in entries) == lines
+    assert sum(e.quarantined for e in entries) == 0
+    assert sum(e.events + e.duplicates for e in entries) == lines
 
 
 def test_not_an_event_is_quarantined_with_reason(spark, corpus_lake):
     layout, _, _ = corpus_lake
-    [bad] = [e for e in read_ledger(layout) if e["master"] == "falco-bad"]
-    assert (bad["lines"], bad["quarantined"], bad["events"]) == (1, 1, 0)
+    [bad] = [e for e in read_ledger(layout) if e.master == "falco-bad"]
+    assert (bad.lines, bad.quarantined, bad.events) == (1, 1, 0)
     [q] = spark.read.parquet(str(layout.quarantine)).collect()
     assert q.reason == "kind_not_event" and q.line_no == 1
-    assert q.evidence_sha256 == bad["evidence_sha256"]
+    assert q.evidence_sha256 == bad.evidence_sha256
     assert bytes(q.raw).strip() == b'{"kind": 0}'
 
 
 def test_ledger_adds_up_and_reingest_adds_nothing(spark, corpus_lake):
     layout, config, _ = corpus_lake
     for e in read_ledger(layout):
-        assert e["lines"] == e["events"] + e["duplicates"] + e["quarantined"] + e["blank"], e
+        assert e.lines == e.events + e.duplicates + e.quarantined + e.blank, e
     before = spark.read.parquet(str(layout.events)).count()
-    from jobs.collect import collect
+    from jobs.evidence.main import run_collect
 
-    assert all(r["collected"] == 0 for r in collect(config, layout))
-    assert ingest(spark, layout)["files"] == []
+    assert all(r.collected == 0 for r in run_collect(config, layout))
+    assert ingest(spark, layout).files == ()
     assert spark.read.parquet(str(layout.events)).count() == before
 
 

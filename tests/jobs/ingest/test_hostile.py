@@ -8,17 +8,29 @@ import json
 import pytest
 from pyspark.sql import functions as F
 
-from jobs.ingest.main import IngestError, ingest, read_ledger, rollback_uncommitted
+import jobs.ingest.main
+from jobs.ingest.main import run as ingest
+from jobs.lake.events import read_events
+from jobs.lake.ledger import read_ledger
+from jobs.lake.runs import rollback_uncommitted
 
 MAX_LINE = 1 << 20  # 1 MiB in tests, so a 10 MB line is far over it
 
 
 def ev(i, stage="ResponseComplete", **extra):
-    body = {"kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata",
-            "auditID": f"id-{i}", "stage": stage, "requestURI": "/api/v1/pods", "verb": "list",
-            "user": {"username": "alice", "groups": ["system:authenticated"]},
-            "sourceIPs": ["10.0.0.1"], "requestReceivedTimestamp": "2026-11-18T01:02:03.000001Z",
-            "stageTimestamp": "2026-11-18T01:02:03.000002Z"}
+    body = {
+        "kind": "Event",
+        "apiVersion": "audit.k8s.io/v1",
+        "level": "Metadata",
+        "auditID": f"id-{i}",
+        "stage": stage,
+        "requestURI": "/api/v1/pods",
+        "verb": "list",
+        "user": {"username": "alice", "groups": ["system:authenticated"]},
+        "sourceIPs": ["10.0.0.1"],
+        "requestReceivedTimestamp": "2026-11-18T01:02:03.000001Z",
+        "stageTimestamp": "2026-11-18T01:02:03.000002Z",
+    }
     body.update(extra)
     return json.dumps(body, separators=(",", ":"))
 
@@ -34,63 +46,97 @@ HOSTILE = [  # (line bytes, expected bucket, expected reason)
     (b'{"kind":0}', "quarantined", "kind_not_event"),
     (b'{"kind":"EventList","items":[]}', "quarantined", "kind_not_event"),
     (b'{"auditID":"x"}', "quarantined", "kind_not_event"),
-    (ev(2, requestReceivedTimestamp=None, stageTimestamp=None).encode(), "quarantined",
-     "no_timestamp"),
-    (ev(3, requestReceivedTimestamp="yesterday", stageTimestamp="soon").encode(), "quarantined",
-     "no_timestamp"),
+    (
+        ev(2, requestReceivedTimestamp=None, stageTimestamp=None).encode(),
+        "quarantined",
+        "no_timestamp",
+    ),
+    (
+        ev(3, requestReceivedTimestamp="yesterday", stageTimestamp="soon").encode(),
+        "quarantined",
+        "no_timestamp",
+    ),
     (ev(4).encode().replace(b"alice", b"al\xffice"), "quarantined", "invalid_utf8"),
     (ev(5).encode().replace(b"alice", b"al\x00ice"), "quarantined", "nul_bytes"),
     (ev(6).encode() + b" trailing", "quarantined", "not_json"),
     (ev(7).encode() + ev(8).encode(), "quarantined", "not_json"),
-    (ev(9, user={"username": "bob", "extra": {"k": "not-a-list"}}).encode(), "quarantined",
-     "bad_field_types"),
+    (
+        ev(9, user={"username": "bob", "extra": {"k": "not-a-list"}}).encode(),
+        "quarantined",
+        "bad_field_types",
+    ),
     (ev(1).encode(), "duplicate", None),  # same auditID + stage as line 1
     (ev(1, stage="ResponseStarted").encode(), "event", None),  # other stage: not a duplicate
-    (b'{"kind":"Event","stage":"ResponseComplete","requestReceivedTimestamp":"2026-11-18T01:02:03Z"}',
-     "event", None),  # no auditID: deduplicated by content
-    (b'{"kind":"Event","stage":"ResponseComplete","requestReceivedTimestamp":"2026-11-18T01:02:03Z"}',
-     "duplicate", None),
+    (
+        b'{"kind":"Event","stage":"ResponseComplete","requestReceivedTimestamp":"2026-11-18T01:02:03Z"}',
+        "event",
+        None,
+    ),  # no auditID: deduplicated by content
+    (
+        b'{"kind":"Event","stage":"ResponseComplete","requestReceivedTimestamp":"2026-11-18T01:02:03Z"}',
+        "duplicate",
+        None,
+    ),
     (ev(10, user={}, **{"<script>": "x"}).encode() + b"\r", "event", None),  # CRLF, odd keys
-    (ev(11, timestamp="2019-01-02T03:04:05Z", requestReceivedTimestamp=None).encode(), "event",
-     None),  # v1beta1 shape
+    (
+        ev(11, timestamp="2019-01-02T03:04:05Z", requestReceivedTimestamp=None).encode(),
+        "event",
+        None,
+    ),  # v1beta1 shape
     (ev(13, userAgent='x}{"', requestURI='/api/v1/pods?q=} {"').encode(), "event", None),
     # a kind-not-Event line that carries an event's auditID and stage, before the event:
-    (b'{"kind":"Evil","auditID":"id-14","stage":"ResponseComplete"}', "quarantined",
-     "kind_not_event"),
+    (
+        b'{"kind":"Evil","auditID":"id-14","stage":"ResponseComplete"}',
+        "quarantined",
+        "kind_not_event",
+    ),
     (ev(14).encode(), "event", None),  # ... must not make the real event a duplicate
-    (ev(12, apiVersion="audit.k8s.io/v1alpha1",
-        objectRef={"resource": "deployments", "apiVersion": "apps/v1", "name": "d"}).encode(),
-     "event", None),  # v1alpha1 objectRef: group inside apiVersion
+    (
+        ev(
+            12,
+            apiVersion="audit.k8s.io/v1alpha1",
+            objectRef={"resource": "deployments", "apiVersion": "apps/v1", "name": "d"},
+        ).encode(),
+        "event",
+        None,
+    ),  # v1alpha1 objectRef: group inside apiVersion
 ]
 
 
 @pytest.fixture(scope="module")
 def hostile_lake(spark, tmp_path_factory):
-    from jobs.collect import collect
+    from jobs.evidence.main import run_collect
     from jobs.settings import Layout, parse_config
 
     tmp = tmp_path_factory.mktemp("hostile")
     m = tmp / "m1"
     m.mkdir()
     (m / "kubernetes-2026-11-18T00-00-00.000.audit").write_bytes(
-        b"\n".join(line for line, _, _ in HOSTILE) + b"\n")
+        b"\n".join(line for line, _, _ in HOSTILE) + b"\n"
+    )
     # truncated gzip: 200 good lines then the stream is cut
     body = "".join(ev(1000 + i) + "\n" for i in range(200)).encode()
     gz = gzip.compress(body, mtime=0)
     (m / "kubernetes-2026-11-18T01-00-00.000.audit.gz").write_bytes(gz[: len(gz) * 2 // 3])
     # a 10 MB line between two good ones
     (m / "kubernetes-2026-11-18T02-00-00.000.audit").write_bytes(
-        (ev(2001) + "\n").encode() + b'{"kind":"Event","x":"' + b"a" * (10 << 20) + b'"}\n'
-        + (ev(2002) + "\n").encode())
+        (ev(2001) + "\n").encode()
+        + b'{"kind":"Event","x":"'
+        + b"a" * (10 << 20)
+        + b'"}\n'
+        + (ev(2002) + "\n").encode()
+    )
     # a file of NUL bytes, and an empty one
     (m / "kubernetes-2026-11-18T03-00-00.000.audit").write_bytes(b"\x00" * 4096)
     (m / "kubernetes-2026-11-18T04-00-00.000.audit").write_bytes(b"")
-    config = parse_config({"cluster": "c1", "timezone": "UTC",
-                           "masters": [{"name": "m1", "source": f"file://{m}"}]}, tmp)
+    config = parse_config(
+        {"cluster": "c1", "timezone": "UTC", "masters": [{"name": "m1", "source": f"file://{m}"}]},
+        tmp,
+    )
     layout = Layout(tmp / "home")
-    collect(config, layout)
+    run_collect(config, layout)
     result = ingest(spark, layout, max_line_bytes=MAX_LINE)
-    by_file = {e["file"]: e for e in result["files"]}
+    by_file = {e.file: e for e in result.files}
     return layout, by_file
 
 
@@ -98,24 +144,44 @@ def test_counts_add_up_for_every_file(hostile_lake):
     layout, by_file = hostile_lake
     assert len(by_file) == 5
     for e in read_ledger(layout):
-        assert e["lines"] == e["events"] + e["duplicates"] + e["quarantined"] + e["blank"], e
+        assert e.lines == e.events + e.duplicates + e.quarantined + e.blank, e
 
 
 def test_each_hostile_line_lands_in_its_bucket(spark, hostile_lake):
     layout, by_file = hostile_lake
     entry = by_file["kubernetes-2026-11-18T00-00-00.000.audit"]
-    sha = entry["evidence_sha256"]
-    expected = {b: sum(1 for _, bb, _ in HOSTILE if bb == b)
-                for b in ("event", "duplicate", "quarantined", "blank")}
-    assert entry["lines"] == len(HOSTILE)
-    assert {b: entry[k] for b, k in (("event", "events"), ("duplicate", "duplicates"),
-                                      ("quarantined", "quarantined"), ("blank", "blank"))} == expected
-    q = {r.line_no: r for r in spark.read.parquet(str(layout.quarantine))
-         .where(F.col("evidence_sha256") == sha).collect()}
-    events = {r.line_no for r in spark.read.parquet(str(layout.events))
-              .where(F.col("evidence_sha256") == sha).select("line_no").collect()}
-    dups = {r.line_no for r in spark.read.parquet(str(layout.duplicates))
-            .where(F.col("evidence_sha256") == sha).select("line_no").collect()}
+    sha = entry.evidence_sha256
+    expected = {
+        b: sum(1 for _, bb, _ in HOSTILE if bb == b)
+        for b in ("event", "duplicate", "quarantined", "blank")
+    }
+    assert entry.lines == len(HOSTILE)
+    assert {
+        "event": entry.events,
+        "duplicate": entry.duplicates,
+        "quarantined": entry.quarantined,
+        "blank": entry.blank,
+    } == expected
+    q = {
+        r.line_no: r
+        for r in spark.read.parquet(str(layout.quarantine))
+        .where(F.col("evidence_sha256") == sha)
+        .collect()
+    }
+    events = {
+        r.line_no
+        for r in spark.read.parquet(str(layout.events))
+        .where(F.col("evidence_sha256") == sha)
+        .select("line_no")
+        .collect()
+    }
+    dups = {
+        r.line_no
+        for r in spark.read.parquet(str(layout.duplicates))
+        .where(F.col("evidence_sha256") == sha)
+        .select("line_no")
+        .collect()
+    }
     for n, (line, bucket, reason) in enumerate(HOSTILE, start=1):
         if bucket == "quarantined":
             assert n in q, (n, line[:60])
@@ -129,8 +195,12 @@ def test_each_hostile_line_lands_in_its_bucket(spark, hostile_lake):
 
 def test_event_shapes_normalize(spark, hostile_lake):
     layout, _ = hostile_lake
-    rows = {r.audit_id: r for r in spark.read.parquet(str(layout.events))
-            .where(F.col("audit_id").isin("id-11", "id-12", "id-10")).collect()}
+    rows = {
+        r.audit_id: r
+        for r in spark.read.parquet(str(layout.events))
+        .where(F.col("audit_id").isin("id-11", "id-12", "id-10"))
+        .collect()
+    }
     assert rows["id-11"].event_shape == "v1beta1"
     assert rows["id-11"].request_received_ts.isoformat() == "2019-01-02T03:04:05"
     assert rows["id-12"].api_group == "apps" and rows["id-12"].resource == "deployments"
@@ -141,20 +211,26 @@ def test_event_shapes_normalize(spark, hostile_lake):
 def test_truncated_gzip_keeps_the_lines_before_the_damage(spark, hostile_lake):
     layout, by_file = hostile_lake
     e = by_file["kubernetes-2026-11-18T01-00-00.000.audit.gz"]
-    assert e["damage"] and "truncated" in e["damage"]
-    assert 50 < e["events"] < 200
-    assert e["quarantined"] == 1 and e["lines"] == e["events"] + 1
-    [q] = (spark.read.parquet(str(layout.quarantine))
-           .where(F.col("evidence_sha256") == e["evidence_sha256"]).collect())
-    assert q.reason == "gzip_truncated" and q.line_no == e["lines"]
+    assert e.damage and "truncated" in e.damage
+    assert 50 < e.events < 200
+    assert e.quarantined == 1 and e.lines == e.events + 1
+    [q] = (
+        spark.read.parquet(str(layout.quarantine))
+        .where(F.col("evidence_sha256") == e.evidence_sha256)
+        .collect()
+    )
+    assert q.reason == "gzip_truncated" and q.line_no == e.lines
 
 
 def test_ten_megabyte_line_is_quarantined_and_neighbours_survive(spark, hostile_lake):
     layout, by_file = hostile_lake
     e = by_file["kubernetes-2026-11-18T02-00-00.000.audit"]
-    assert (e["lines"], e["events"], e["quarantined"]) == (3, 2, 1)
-    [q] = (spark.read.parquet(str(layout.quarantine))
-           .where(F.col("evidence_sha256") == e["evidence_sha256"]).collect())
+    assert (e.lines, e.events, e.quarantined) == (3, 2, 1)
+    [q] = (
+        spark.read.parquet(str(layout.quarantine))
+        .where(F.col("evidence_sha256") == e.evidence_sha256)
+        .collect()
+    )
     assert q.reason == "line_too_long" and q.line_no == 2
     assert q.raw_length > 10 << 20
 
@@ -162,9 +238,9 @@ def test_ten_megabyte_line_is_quarantined_and_neighbours_survive(spark, hostile_
 def test_nul_file_and_empty_file(hostile_lake):
     _, by_file = hostile_lake
     nul = by_file["kubernetes-2026-11-18T03-00-00.000.audit"]
-    assert (nul["lines"], nul["quarantined"]) == (1, 1)
+    assert (nul.lines, nul.quarantined) == (1, 1)
     empty = by_file["kubernetes-2026-11-18T04-00-00.000.audit"]
-    assert empty["lines"] == 0 and empty["events"] == 0
+    assert empty.lines == 0 and empty.events == 0
 
 
 def test_duplicates_against_the_lake_across_runs(spark, tmp_path, collect_dirs):
@@ -176,8 +252,8 @@ def test_duplicates_against_the_lake_across_runs(spark, tmp_path, collect_dirs):
     # the active file, collected later, repeats event 2 and adds event 3
     (m / "kubernetes.audit").write_text(ev(2) + "\n" + ev(3) + "\n")
     collect_dirs({"m": m})
-    [second] = ingest(spark, layout)["files"]
-    assert (second["events"], second["duplicates"]) == (1, 1)
+    [second] = ingest(spark, layout).files
+    assert (second.events, second.duplicates) == (1, 1)
     ids = sorted(r.audit_id for r in spark.read.parquet(str(layout.events)).collect())
     assert ids == ["id-1", "id-2", "id-3"]
 
@@ -190,35 +266,45 @@ def test_duplicates_spanning_several_days_all_reach_the_lake(spark, tmp_path, co
     (m / "kubernetes-2026-11-23T00-00-00.000.audit").write_text(body)
     (m / "kubernetes.audit").write_text(body + ev(99) + "\n")  # repeats them all, adds one
     layout = collect_dirs({"m": m})
-    entries = ingest(spark, layout)["files"]
-    assert sum(e["duplicates"] for e in entries) == len(days)
+    entries = ingest(spark, layout).files
+    assert sum(e.duplicates for e in entries) == len(days)
     dups = spark.read.parquet(str(layout.duplicates))
     assert dups.count() == len(days)
     assert spark.read.parquet(str(layout.events)).count() == len(days) + 1
 
 
-def test_killed_ingest_rerun_leaves_the_same_lake(spark, tmp_path, collect_dirs):
+def test_killed_ingest_rerun_leaves_the_same_lake(spark, tmp_path, collect_dirs, monkeypatch):
     m = tmp_path / "m"
     m.mkdir()
     for k in range(3):
         (m / f"kubernetes-2026-11-1{k}T00-00-00.000.audit").write_text(
-            "".join(ev(10 * k + i) + "\n" for i in range(12)) + ev(0) + "\n")
+            "".join(ev(10 * k + i) + "\n" for i in range(12)) + ev(0) + "\n"
+        )
 
     def snapshot(layout):
         def rows(path):
-            return sorted(tuple(r) for r in spark.read.parquet(str(path))
-                          .select("evidence_sha256", "line_no").collect())
+            return sorted(
+                tuple(r)
+                for r in spark.read.parquet(str(path))
+                .select("evidence_sha256", "line_no")
+                .collect()
+            )
+
         return rows(layout.events), rows(layout.duplicates), read_ledger_counts(layout)
 
     clean = collect_dirs({"m": m}, home=tmp_path / "clean")
     ingest(spark, clean)
     crashed = collect_dirs({"m": m}, home=tmp_path / "crashed")
-    with pytest.raises(IngestError):
-        ingest(spark, crashed, crash_after_move=True)
+
+    def killed(*_args):
+        raise KeyboardInterrupt("killed between move and commit")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(jobs.ingest.main, "commit_run", killed)
+        with pytest.raises(KeyboardInterrupt):
+            ingest(spark, crashed)
     assert list(crashed.events.rglob("run-*.parquet"))  # files moved, but not committed
     assert read_ledger(crashed) == []
-    from jobs.aggregate.io import read_events
-
     assert read_events(spark, crashed).count() == 0  # readers never see uncommitted files
     ingest(spark, crashed)  # re-run: rolls back the orphaned files first
     assert snapshot(crashed) == snapshot(clean)
@@ -226,8 +312,10 @@ def test_killed_ingest_rerun_leaves_the_same_lake(spark, tmp_path, collect_dirs)
 
 
 def read_ledger_counts(layout):
-    return sorted((e["evidence_sha256"], e["lines"], e["events"], e["duplicates"],
-                   e["quarantined"], e["blank"]) for e in read_ledger(layout))
+    return sorted(
+        (e.evidence_sha256, e.lines, e.events, e.duplicates, e.quarantined, e.blank)
+        for e in read_ledger(layout)
+    )
 
 
 def test_gzip_bomb_of_one_endless_line_is_bounded(tmp_path):
@@ -239,3 +327,21 @@ def test_gzip_bomb_of_one_endless_line_is_bounded(tmp_path):
     assert damage and "bound" in damage
     assert (tmp_path / "out").stat().st_size == 0  # no complete line before the bound
     assert tail.startswith(b"{aaa") and len(tail) == 1 << 20  # the first MiB is kept
+
+
+def test_evidence_missing_from_the_store_commits_nothing(spark, tmp_path, collect_dirs):
+    from jobs.errors import EXIT_DATA
+    from jobs.evidence.custody import read_custody
+    from jobs.evidence.store import evidence_path
+    from jobs.ingest.errors import IngestError
+
+    m = tmp_path / "m"
+    m.mkdir()
+    (m / "kubernetes-2026-11-18T00-00-00.000.audit").write_text(ev(1) + "\n")
+    layout = collect_dirs({"m": m})
+    [rec] = read_custody(layout)
+    evidence_path(layout, rec["sha256"]).unlink()
+    with pytest.raises(IngestError, match="evidence missing from the store") as err:
+        ingest(spark, layout)
+    assert err.value.exit_code == EXIT_DATA
+    assert read_ledger(layout) == []

@@ -8,14 +8,19 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from jobs.collect import collect, rotation_time
-from jobs.evidence import evidence_path, read_custody, verify_custody
+from jobs.evidence.collect import Skipped, rotation_time
+from jobs.evidence.custody import read_custody, verify_custody
+from jobs.evidence.main import run_collect as collect
+from jobs.evidence.store import evidence_path
 from jobs.settings import Layout, parse_config
 
 
 def _config(tmp_path, dirs):
-    data = {"cluster": "c1", "timezone": "UTC",
-            "masters": [{"name": n, "source": f"file://{d}"} for n, d in dirs.items()]}
+    data = {
+        "cluster": "c1",
+        "timezone": "UTC",
+        "masters": [{"name": n, "source": f"file://{d}"} for n, d in dirs.items()],
+    }
     return parse_config(data, tmp_path)
 
 
@@ -29,15 +34,18 @@ def master(tmp_path):
     d.mkdir()
     (d / "kubernetes-2026-11-20T01-02-03.456.audit").write_text(_line(1) + _line(2))
     (d / "kubernetes-2026-11-21T01-02-03.456.audit.gz").write_bytes(
-        gzip.compress(_line(3).encode(), mtime=0))
+        gzip.compress(_line(3).encode(), mtime=0)
+    )
     (d / "kubernetes.audit").write_text(_line(4) + '{"kind":"Event","audi')  # partial last line
     (d / "notes.txt").write_text("not audit")
     return d
 
 
 def test_rotation_time_parses_lumberjack_names():
-    assert rotation_time("kubernetes-2024-03-05T14-07-09.123.audit").isoformat() == \
-        "2024-03-05T14:07:09.123000+00:00"
+    assert (
+        rotation_time("kubernetes-2024-03-05T14-07-09.123.audit").isoformat()
+        == "2024-03-05T14:07:09.123000+00:00"
+    )
     assert rotation_time("kubernetes-2024-03-05T14-07-09.123.audit.gz") is not None
     assert rotation_time("kubernetes.audit") is None
     assert rotation_time("kubernetes-old.audit") is None  # F04: not a backup
@@ -46,18 +54,25 @@ def test_rotation_time_parses_lumberjack_names():
 def test_collect_stores_read_only_content_addressed_copies(tmp_path, master):
     layout = Layout(tmp_path / "home")
     [result] = collect(_config(tmp_path, {"m1": master}), layout)
-    assert result["collected"] == 3 and result["failure"] is None
+    assert result.collected == 3 and result.failure is None
     recs = {r["file_name"]: r for r in read_custody(layout)}
-    assert set(recs) == {"kubernetes-2026-11-20T01-02-03.456.audit",
-                         "kubernetes-2026-11-21T01-02-03.456.audit.gz", "kubernetes.audit"}
+    assert set(recs) == {
+        "kubernetes-2026-11-20T01-02-03.456.audit",
+        "kubernetes-2026-11-21T01-02-03.456.audit.gz",
+        "kubernetes.audit",
+    }
     active = recs["kubernetes.audit"]
-    assert active["active"] is True and active["dropped_partial_bytes"] == len('{"kind":"Event","audi')
+    assert active["active"] is True and active["dropped_partial_bytes"] == len(
+        '{"kind":"Event","audi'
+    )
     stored = evidence_path(layout, active["sha256"])
     assert stored.read_text() == _line(4)  # up to the last complete line only
     assert stat.S_IMODE(stored.stat().st_mode) == 0o444
     gz = recs["kubernetes-2026-11-21T01-02-03.456.audit.gz"]
-    assert evidence_path(layout, gz["sha256"]).read_bytes() == \
-        (master / "kubernetes-2026-11-21T01-02-03.456.audit.gz").read_bytes()
+    assert (
+        evidence_path(layout, gz["sha256"]).read_bytes()
+        == (master / "kubernetes-2026-11-21T01-02-03.456.audit.gz").read_bytes()
+    )
     for key in ("cluster", "master", "source_uri", "size", "mtime", "sha256", "collected_at"):
         assert active[key] not in (None, "")
     assert verify_custody(layout) == []
@@ -69,12 +84,12 @@ def test_recollect_adds_nothing_and_a_grown_active_file_is_new(tmp_path, master)
     collect(config, layout)
     before = len(read_custody(layout))
     [again] = collect(config, layout)
-    assert again["collected"] == 0 and again["unchanged"] == 3
+    assert again.collected == 0 and again.unchanged == 3
     assert len(read_custody(layout)) == before
     with open(master / "kubernetes.audit", "a") as fh:
         fh.write('ID":"x"}\n')
     [grown] = collect(config, layout)
-    assert grown["collected"] == 1
+    assert grown.collected == 1
 
 
 def test_symlinks_and_escaping_names_are_never_followed(tmp_path, master):
@@ -84,7 +99,7 @@ def test_symlinks_and_escaping_names_are_never_followed(tmp_path, master):
     os.symlink("/etc", master / "kubernetes-dir.audit")
     layout = Layout(tmp_path / "home")
     [result] = collect(_config(tmp_path, {"m1": master}), layout)
-    skipped = {s["file"]: s["reason"] for s in result["skipped"]}
+    skipped = {s.file: s.reason for s in result.skipped}
     assert "kubernetes-2026-11-22T00-00-00.000.audit" in skipped
     assert "symlink" in skipped["kubernetes-dir.audit"]
     assert all(r["file_name"] not in skipped for r in read_custody(layout))
@@ -97,16 +112,21 @@ def test_compression_in_progress_takes_the_uncompressed_twin(tmp_path):
     (d / "kubernetes-2026-11-20T01-02-03.456.audit.gz").write_bytes(b"\x1f\x8b partial")
     layout = Layout(tmp_path / "home")
     [result] = collect(_config(tmp_path, {"m": d}), layout)
-    assert result["collected"] == 1
-    assert [s["file"] for s in result["skipped"]] == ["kubernetes-2026-11-20T01-02-03.456.audit.gz"]
+    assert result.collected == 1
+    assert result.skipped == (
+        Skipped(
+            "kubernetes-2026-11-20T01-02-03.456.audit.gz",
+            "compression in progress (uncompressed twin present)",
+        ),
+    )
 
 
 def test_unreadable_master_is_a_recorded_failure_and_others_are_collected(tmp_path, master):
     layout = Layout(tmp_path / "home")
     results = collect(_config(tmp_path, {"gone": tmp_path / "nope", "m1": master}), layout)
-    by = {r["master"]: r for r in results}
-    assert "FileNotFoundError" in by["gone"]["failure"]
-    assert by["m1"]["collected"] == 3
+    by = {r.master: r for r in results}
+    assert "FileNotFoundError" in by["gone"].failure
+    assert by["m1"].collected == 3
     failures = [r for r in read_custody(layout) if r["record_type"] == "collection_failure"]
     assert [f["master"] for f in failures] == ["gone"]
 
@@ -154,7 +174,7 @@ def test_logrotate_gzip_backup_is_copied_whole(tmp_path):
 
 
 def test_a_file_replaced_between_listing_and_opening_is_refused(tmp_path, master):
-    from jobs.collect import LocalSource
+    from jobs.evidence.sources import LocalSource
 
     src = LocalSource(master, f"file://{master}")
     entries = {e.name: e for e in src.list()}
@@ -180,7 +200,7 @@ def test_a_torn_custody_tail_does_not_block_later_collections(tmp_path, master):
     assert len(read_custody(layout)) == 3
     (master / "kubernetes-2026-11-22T00-00-00.000.audit").write_text(_line(5))
     [result] = collect(config, layout)
-    assert result["collected"] == 1
+    assert result.collected == 1
     assert len(read_custody(layout)) == 4
     problems = verify_custody(layout)
     assert len(problems) == 1 and "torn record" in problems[0]

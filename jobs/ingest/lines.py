@@ -1,0 +1,135 @@
+"""Framed evidence files -> one classified Spark row per physical line (plus gzip damage).
+
+Line numbers come from the row index within a partition, so the text scan must put each
+file, unsplit, in a partition of its own (:func:`one_file_per_partition`); the ledger check
+(Spark's per-file counts == framed line counts) verifies it on every run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import BinaryType, LongType, StringType, StructField, StructType
+
+from jobs.evidence.custody import CollectedRecord
+from jobs.ingest.preflight import Framed
+from jobs.ingest.transforms import GZIP_TRUNCATED, OUTPUT_COLUMNS, classify_lines
+from jobs.lake.events import known_keys
+from jobs.settings import Layout
+
+_LOW_33_BITS = (1 << 33) - 1
+_DAMAGE_SCHEMA = StructType(
+    [
+        StructField("evidence_sha256", StringType()),
+        StructField("line_no", LongType()),
+        StructField("reason", StringType()),
+        StructField("detail", StringType()),
+        StructField("raw", BinaryType()),
+        StructField("raw_length", LongType()),
+        StructField("master", StringType()),
+        StructField("cluster", StringType()),
+        StructField("bucket", StringType()),
+    ]
+)
+
+
+def _lines_df(
+    spark: SparkSession, framed: Sequence[Framed], meta: Mapping[str, CollectedRecord]
+) -> DataFrame:
+    files = spark.createDataFrame(
+        [
+            (f.sha256, meta[f.sha256]["cluster"], meta[f.sha256]["master"], i)
+            for i, f in enumerate(framed)
+        ],
+        "evidence_sha256 string, cluster string, master string, file_order int",
+    )
+    raw = (
+        spark.read.option("lineSep", "\n")
+        .text([str(f.read_path) for f in framed])
+        .select(
+            "value",
+            F.element_at(F.split(F.col("_metadata.file_path"), "/"), -1).alias("evidence_sha256"),
+            ((F.monotonically_increasing_id().bitwiseAND(F.lit(_LOW_33_BITS))) + 1).alias(
+                "line_no"
+            ),
+        )
+    )
+    return raw.join(F.broadcast(files), on="evidence_sha256", how="inner")
+
+
+def _damage_rows(
+    spark: SparkSession, framed: Sequence[Framed], meta: Mapping[str, CollectedRecord]
+) -> DataFrame | None:
+    """One quarantined row per damaged gzip file, numbered after its last complete line."""
+    rows = [
+        (
+            f.sha256,
+            f.lines + 1,
+            GZIP_TRUNCATED,
+            f.damage,
+            f.damage_tail[: 1 << 20],
+            len(f.damage_tail),
+            meta[f.sha256]["master"],
+            meta[f.sha256]["cluster"],
+            "quarantined",
+        )
+        for f in framed
+        if f.damage
+    ]
+    return spark.createDataFrame(rows, _DAMAGE_SCHEMA) if rows else None
+
+
+@contextlib.contextmanager
+def one_file_per_partition(spark: SparkSession, framed: Sequence[Framed]) -> Iterator[None]:
+    """Make the text scan put each file, unsplit, in a partition of its own.
+
+    Spark reads lazily: whatever runs the scan (the staged write) must run inside.
+    """
+    largest = max([f.size for f in framed if f.size > 0], default=0)
+    keys = {
+        "spark.sql.files.maxPartitionBytes": str(largest + 1),
+        "spark.sql.files.openCostInBytes": str(largest + 1),
+    }
+    old = {k: spark.conf.get(k, None) for k in keys}
+    for k, v in keys.items():
+        spark.conf.set(k, v)
+    try:
+        yield
+    finally:
+        for k, previous in old.items():
+            if previous is None:
+                spark.conf.unset(k)
+            else:
+                spark.conf.set(k, previous)
+
+
+def classified_rows(
+    spark: SparkSession,
+    layout: Layout,
+    framed: Sequence[Framed],
+    meta: Mapping[str, CollectedRecord],
+    max_line_bytes: int,
+) -> DataFrame | None:
+    """Every line of the framed files, classified and deduplicated against the lake.
+
+    Returns:
+        Rows with :data:`OUTPUT_COLUMNS`, or None when the files hold no line at all.
+    """
+    parts: list[DataFrame] = []
+    readable = [f for f in framed if f.size > 0]
+    if readable:
+        lines = _lines_df(spark, readable, meta)
+        known = known_keys(spark, layout, {m["cluster"] for m in meta.values()})
+        parts.append(classify_lines(lines, max_line_bytes, known).select(*OUTPUT_COLUMNS))
+    damage = _damage_rows(spark, framed, meta)
+    if damage is not None:
+        parts.append(damage)
+    if not parts:
+        return None
+    out = parts[0]
+    for extra in parts[1:]:
+        out = out.unionByName(extra, allowMissingColumns=True)
+    return out

@@ -1,0 +1,1 @@
+"""The lake's one owner: whoever reads or writes ``<home>/lake`` goes through this package."""
