@@ -19,10 +19,13 @@ prereqs:
 	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { echo "kaudit needs Python's venv module: apt-get install python3-venv"; exit 1; }
 	@v=$$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1); [ -n "$$v" ] && [ "$$v" -ge 17 ] || { echo "kaudit needs Java 17+ for Spark: apt-get install openjdk-17-jre-headless"; exit 1; }
 	@ldconfig -p 2>/dev/null | grep -q 'libpango-1.0.so' || { echo "kaudit needs Pango for WeasyPrint: apt-get install libpango-1.0-0 libpangoft2-1.0-0"; exit 1; }
+	@ldconfig -p 2>/dev/null | grep -q 'libharfbuzz-subset.so' || { echo "kaudit needs HarfBuzz's subsetter for fast PDF fonts: apt-get install libharfbuzz-subset0"; exit 1; }
 
 GEOIP := .geoip/dbip-city-lite.mmdb
 
-install: prereqs $(STAMP) $(GEOIP) ## create .venv with the pinned deps and the geo-IP data (quick when nothing changed)
+FONTS := reports/templates/weekly/fonts/NotoSansCJKsc-Regular.otf
+
+install: prereqs $(STAMP) $(GEOIP) $(FONTS) ## create .venv with the pinned deps, the geo-IP data and the report font (quick when nothing changed)
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +38,11 @@ $(STAMP): requirements.lock pyproject.toml
 $(GEOIP): $(STAMP) jobs/geo/fetch.py
 	$(BIN)/python -m jobs.geo.fetch --dest .geoip
 	@touch $(GEOIP)
+
+# Noto Sans CJK SC (SIL OFL 1.1) for the PDF report, from a pinned, hash-checked PyPI package
+$(FONTS): $(STAMP) reports/fonts/fetch.py
+	$(BIN)/python -m reports.fonts.fetch
+	@touch $(FONTS)
 
 demo: install ## generate a realistic week, collect, ingest and report it (output in demo-out/)
 	$(BIN)/kaudit demo --out demo-out

@@ -1,0 +1,208 @@
+"""Report charts: tidy data in, byte-stable SVG out (matplotlib Figure API, never pyplot).
+
+One colour means "bad" and one "good" in every chart; bad bars are also hatched so the
+distinction survives greyscale printing, and every bar carries its value as a label.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+from matplotlib import font_manager
+from matplotlib.dates import DateFormatter
+from matplotlib.dates import date2num as _date2num
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+GOOD = "#1a7f4b"
+BAD = "#c0262d"
+NEUTRAL = "#3f5f7f"
+BAD_HATCH = "////"
+WIDTH_IN = 6.8
+_SVG_META = {"Date": None, "Creator": "kaudit", "Format": None, "Type": None}
+
+
+def _num(moment: datetime) -> float:
+    return float(_date2num(moment))  # type: ignore[no-untyped-call]
+
+
+@contextmanager
+def _style(font: Path) -> Iterator[None]:
+    font_manager.fontManager.addfont(str(font))
+    family = font_manager.FontProperties(fname=str(font)).get_name()
+    rc: Any = {
+        "svg.hashsalt": "kaudit",
+        "svg.fonttype": "path",
+        "font.family": [family],
+        "font.size": 8,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "hatch.color": "white",
+        "axes.unicode_minus": False,
+    }
+    with matplotlib.rc_context(rc):
+        yield
+
+
+def _svg(fig: Figure) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata=_SVG_META, bbox_inches="tight")
+    text = buf.getvalue()
+    return text[text.index("<svg") :]  # inline in HTML: no XML prolog or DOCTYPE
+
+
+def _label_bars(ax: Any, bars: Any, values: Sequence[float], fmt: str = "{:,.0f}") -> None:
+    ax.bar_label(
+        bars,
+        labels=[fmt.format(v) if v else "" for v in values],
+        fontsize=6.5,
+        padding=1.5,
+    )
+
+
+def bar_chart(
+    font: Path,
+    labels: Sequence[str],
+    values: Sequence[float],
+    *,
+    ylabel: str,
+    horizontal: bool = False,
+    height_in: float = 2.2,
+) -> str:
+    """Plain counts, one neutral colour (counts are neither good nor bad)."""
+    with _style(font):
+        fig = Figure(figsize=(WIDTH_IN, height_in))
+        ax = fig.add_subplot()
+        if horizontal:
+            bars = ax.barh(list(labels)[::-1], list(values)[::-1], color=NEUTRAL)
+            ax.set_xlabel(ylabel)
+            _label_bars(ax, bars, list(values)[::-1])
+        else:
+            bars = ax.bar(list(labels), list(values), color=NEUTRAL)
+            ax.set_ylabel(ylabel)
+            _label_bars(ax, bars, values)
+        ax.margins(x=0.02, y=0.15)
+        return _svg(fig)
+
+
+def ok_fail_chart(
+    font: Path,
+    labels: Sequence[str],
+    ok: Sequence[int],
+    failed: Sequence[int],
+    *,
+    ylabel: str,
+    ok_label: str,
+    failed_label: str,
+    height_in: float = 2.2,
+) -> str:
+    """Stacked good/bad bars (successes and failures per label)."""
+    with _style(font):
+        fig = Figure(figsize=(WIDTH_IN, height_in))
+        ax = fig.add_subplot()
+        ax.bar(list(labels), list(ok), color=GOOD, label=ok_label)
+        bad = ax.bar(
+            list(labels),
+            list(failed),
+            bottom=list(ok),
+            color=BAD,
+            hatch=BAD_HATCH,
+            label=failed_label,
+        )
+        _label_bars(ax, bad, failed)
+        ax.set_ylabel(ylabel)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncols=2, frameon=False)
+        return _svg(fig)
+
+
+def grouped_chart(
+    font: Path,
+    groups: Sequence[str],
+    series: dict[str, Sequence[int]],
+    *,
+    ylabel: str,
+    log: bool = True,
+    height_in: float = 2.6,
+) -> str:
+    """Grouped bars: one group per category, one bar per series (verb), log scale by default.
+
+    Series are told apart by hatch as well as grey level, so print keeps them distinct.
+    """
+    hatches = ["", "..", "xx", "\\\\\\", "--", "oo"]
+    shades = ["#1f3b57", "#4f7596", "#8fb0cc", "#c9d9e8", "#6b6b6b", "#a0a0a0"]
+    with _style(font):
+        fig = Figure(figsize=(WIDTH_IN, height_in))
+        ax = fig.add_subplot()
+        width = 0.8 / max(len(series), 1)
+        for i, (name, values) in enumerate(series.items()):
+            xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups))]
+            plotted = [v if v > 0 else 0 for v in values]
+            bars = ax.bar(
+                xs,
+                plotted,
+                width,
+                label=name,
+                color=shades[i % len(shades)],
+                hatch=hatches[i % len(hatches)],
+                edgecolor="black",
+                linewidth=0.4,
+            )
+            _label_bars(ax, bars, values)
+        ax.set_xticks(range(len(groups)), list(groups))
+        if log:
+            ax.set_yscale("symlog", linthresh=1)
+        ax.set_ylabel(ylabel)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncols=len(series), frameon=False)
+        return _svg(fig)
+
+
+def coverage_chart(
+    font: Path,
+    rows: Sequence[tuple[str, datetime, datetime, bool]],
+    window: tuple[datetime, datetime],
+    *,
+    covered_label: str,
+    gap_label: str,
+    xlabel: str,
+    tz_name: str,
+) -> str:
+    """A timeline per master: covered spans in the good colour, gaps hatched in the bad one.
+
+    ``rows`` are (master, start, end, is_gap); the x axis is the report week.
+    """
+    masters = sorted({r[0] for r in rows})
+    with _style(font):
+        fig = Figure(figsize=(WIDTH_IN, 0.5 + 0.35 * max(len(masters), 1)))
+        ax = fig.add_subplot()
+        for master, start, end, is_gap in rows:
+            y = masters.index(master)
+            left = _num(start)
+            ax.barh(
+                y,
+                _num(end) - left,
+                left=left,
+                height=0.5,
+                color=BAD if is_gap else GOOD,
+                hatch=BAD_HATCH if is_gap else "",
+                edgecolor="black" if is_gap else GOOD,
+                linewidth=0.3,
+            )
+        ax.set_yticks(range(len(masters)), masters)
+        ax.set_xlim(_num(window[0]), _num(window[1]))
+        formatter = DateFormatter("%m-%d", tz=window[0].tzinfo)  # type: ignore[no-untyped-call]
+        ax.xaxis.set_major_formatter(formatter)
+        ax.set_xlabel(f"{xlabel} ({tz_name})")
+        handles = [
+            Patch(color=GOOD, label=covered_label),
+            Patch(facecolor=BAD, hatch=BAD_HATCH, label=gap_label),
+        ]
+        ax.legend(
+            handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.35), ncols=2, frameon=False
+        )
+        return _svg(fig)

@@ -1,0 +1,1 @@
+"""Bundled report fonts: fetched by ``make install``, never taken from the system."""

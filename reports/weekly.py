@@ -1,0 +1,317 @@
+"""The weekly PDF report: marts + evidence ledger -> report.pdf, CSVs and manifest.json.
+
+Two manifests: the one embedded in the PDF carries the evidence hashes, policy hash, code
+version, validation result, config hash and every attachment's hash; it cannot carry the
+hash of the PDF that contains it, so the ``manifest.json`` written next to the PDF carries
+the same fields plus ``pdf.sha256``. ``reports.verify`` checks both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jobs.lake.marts import read_mart_rows, read_summary
+from reports import context, csvs
+from reports.figures import coverage_rows, week_charts
+from reports.fonts.fetch import font_is_present, font_path
+from reports.i18n import Messages
+from reports.render import TEMPLATE_ROOT, TemplateOnlyFetcher, html_to_pdf, render_html
+
+TEMPLATE_DIR = TEMPLATE_ROOT / "weekly"
+FONT_DIR = TEMPLATE_DIR / "fonts"
+MANIFEST_VERSION = 1
+EVIDENCE_COLUMNS = (
+    "master",
+    "file",
+    "evidence_sha256",
+    "first_event",
+    "last_event",
+    "lines",
+    "events",
+    "quarantined",
+)
+EVENT_COLUMNS = (
+    "detection_id",
+    "severity",
+    "request_received_ts",
+    "user_name",
+    "attributed_user",
+    "user_kind",
+    "impersonated_user",
+    "client_ip",
+    "user_agent",
+    "verb",
+    "api_group",
+    "resource",
+    "subresource",
+    "namespace",
+    "object_name",
+    "response_code",
+    "audit_id",
+    "master",
+    "evidence_sha256",
+    "line_no",
+    "command",
+)
+
+
+class FontMissingError(RuntimeError):
+    """The bundled CJK font is absent: the report would show boxes instead of Chinese."""
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    """What a render produced."""
+
+    pdf: Path
+    manifest: Path
+    pdf_sha256: str
+    csv_paths: tuple[Path, ...]
+
+
+def sha256(data: bytes) -> str:
+    """Hex SHA-256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def _rows(week_dir: Path, name: str) -> list[dict[str, Any]]:
+    try:
+        return read_mart_rows(week_dir, name)
+    except FileNotFoundError:
+        return []
+
+
+def _validation_block(validation: dict[str, Any] | None) -> dict[str, Any]:
+    if validation is None:
+        return {"status": "none", "suites": [], "passed": 0, "total": 0}
+    results = [
+        {"suite": s.get("suite"), **r}
+        for s in validation.get("suites") or []
+        for r in s.get("results") or []
+    ]
+    return {
+        "status": "passed" if validation.get("success") else "failed",
+        "rows": results,
+        "passed": sum(1 for r in results if r.get("success")),
+        "total": len(results),
+    }
+
+
+def _attachments(
+    week_dir: Path,
+    ctx: dict[str, Any],
+    evidence: list[dict[str, Any]],
+    events: list[dict[str, Any]],
+) -> dict[str, bytes]:
+    files = {
+        "summary.json": (week_dir / "summary.json").read_bytes(),
+        "evidence.csv": csvs.to_csv(evidence, EVIDENCE_COLUMNS),
+    }
+    for det in ctx["detections"]:
+        rows = [e for e in events if e.get("detection_id") == det["detection_id"]]
+        files[f"detection-{det['detection_id']}.csv"] = csvs.to_csv(rows, EVENT_COLUMNS)
+    for name, rows in (
+        ("users.csv", ctx["all_users"]),
+        ("source_ips.csv", ctx["all_ips"]),
+        ("crd_operations.csv", ctx["all_crd"]),
+        ("resource_operations.csv", ctx["all_ops"]),
+    ):
+        columns = list(rows[0]) if rows else ["empty"]
+        files[name] = csvs.to_csv(rows, columns)
+    return files
+
+
+def build_week_context(
+    week_dir: Path,
+    *,
+    cluster: str,
+    week: str,
+    t: Messages,
+    evidence: list[dict[str, Any]],
+    previous_summary: dict[str, Any] | None,
+    validation: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """Everything the template shows except the charts and run metadata."""
+    summary = read_summary(week_dir)
+    events = _rows(week_dir, "important_events")
+    ips = _rows(week_dir, "source_ips")
+    users = _rows(week_dir, "users")
+    detections = context.detection_rows(_rows(week_dir, "detections"), summary, t)
+    resource_ops = _rows(week_dir, "resource_operations")
+    ops = _rows(week_dir, "resource_detail_operations")
+    crd = _rows(week_dir, "crd_operations")
+    firsts = [e["first_event"] for e in evidence if e.get("first_event")]
+    lasts = [e["last_event"] for e in evidence if e.get("last_event")]
+    return {
+        "summary": summary,
+        "events": events,
+        "detections": detections,
+        "overview": _rows(week_dir, "overview"),
+        "evidence": sorted(evidence, key=lambda e: (e["master"], e.get("first_event") or "")),
+        "evidence_stats": {
+            "masters": len({e["master"] for e in evidence}),
+            "files": len(evidence),
+            "events": sum(int(e.get("events") or 0) for e in evidence),
+            "first": min(firsts) if firsts else None,
+            "last": max(lasts) if lasts else None,
+        },
+        "figures": context.figures_with_deltas(summary, previous_summary, t),
+        "has_previous": previous_summary is not None,
+        "findings": context.top_findings(detections, events, ips, t),
+        "important": context.important_groups(detections, t),
+        "matrix": context.resource_matrix(resource_ops),
+        "resource_table": context.resource_table(resource_ops),
+        "resources": context.resource_details(_rows(week_dir, "resource_detail"), ops),
+        "geo": context.geography(ips, t),
+        "ips": context.cap(ips, context.CAP, "source_ips.csv"),
+        "alerts": context.alert_ips(ips),
+        "alert_min": context.ALERT_MIN_REQUESTS,
+        "alert_rate": context.ALERT_MIN_FAILURE_RATE,
+        "users": context.cap(users, context.CAP, "users.csv"),
+        "admin": context.admin_attribution(users),
+        "impersonation": _rows(week_dir, "impersonation"),
+        "crd": context.cap(crd, context.CAP, "crd_operations.csv"),
+        "policy_findings": _rows(week_dir, "policy_findings"),
+        "policy_fit": _rows(week_dir, "policy_fit"),
+        "validation": _validation_block(validation),
+        "all_users": users,
+        "all_ips": ips,
+        "all_crd": crd,
+        "all_ops": ops,
+    }
+
+
+def _manifest(
+    *,
+    cluster: str,
+    week: str,
+    generated_at: datetime,
+    code_version: str,
+    config_sha256: str,
+    policy: dict[str, Any],
+    validation: dict[str, Any] | None,
+    evidence: list[dict[str, Any]],
+    attachments: dict[str, bytes],
+) -> dict[str, Any]:
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "cluster": cluster,
+        "week": week,
+        "generated_at": generated_at.isoformat(),
+        "code_version": code_version,
+        "config_sha256": config_sha256,
+        "policy": {"source": str(policy.get("source")), "sha256": policy.get("sha256")},
+        "validation": {
+            "status": _validation_block(validation)["status"],
+            "success": None if validation is None else bool(validation["success"]),
+        },
+        "evidence": [{k: e.get(k) for k in EVIDENCE_COLUMNS} for e in evidence],
+        "attachments": {name: sha256(data) for name, data in sorted(attachments.items())},
+        "pdf_sha256_note": "the manifest.json next to the PDF carries pdf.sha256; this embedded "
+        "copy cannot contain the hash of the file it is inside",
+    }
+
+
+def render_weekly_report(
+    week_dir: Path,
+    out_dir: Path,
+    *,
+    cluster: str,
+    week: str,
+    timezone: str,
+    language: str,
+    evidence: list[dict[str, Any]],
+    policy: dict[str, Any],
+    validation: dict[str, Any] | None,
+    previous_summary: dict[str, Any] | None,
+    code_version: str,
+    config_sha256: str,
+    generated_at: datetime,
+    coverage: dict[str, Any] | None = None,
+    fetcher: TemplateOnlyFetcher | None = None,
+) -> ReportResult:
+    """Render ``out_dir/report.pdf`` (PDF/A-3b), ``manifest.json`` and the CSVs beside it.
+
+    ``fetcher`` lets a test watch every URL the renderer asks for.
+    """
+    if not font_is_present(FONT_DIR):
+        raise FontMissingError(
+            f"{font_path(FONT_DIR)} is missing or altered: run `make install`"
+            " (python -m reports.fonts.fetch)"
+        )
+    if generated_at.tzinfo is None:
+        raise ValueError("generated_at must be timezone-aware")
+    t = Messages(language, timezone)
+    ctx = build_week_context(
+        week_dir,
+        cluster=cluster,
+        week=week,
+        t=t,
+        evidence=evidence,
+        previous_summary=previous_summary,
+        validation=validation,
+    )
+    summary = ctx["summary"]
+    zone = ZoneInfo(timezone)
+    window = (
+        datetime.fromisoformat(summary["window"]["start"]).astimezone(zone),
+        datetime.fromisoformat(summary["window"]["end"]).astimezone(zone),
+    )
+    files = _attachments(week_dir, ctx, ctx["evidence"], ctx["events"])
+    manifest = _manifest(
+        cluster=cluster,
+        week=week,
+        generated_at=generated_at,
+        code_version=code_version,
+        config_sha256=config_sha256,
+        policy=policy,
+        validation=validation,
+        evidence=ctx["evidence"],
+        attachments=files,
+    )
+    manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False).encode()
+    ctx.update(
+        cluster=cluster,
+        week=week,
+        timezone=timezone,
+        lang=language,
+        window_start=window[0].date().isoformat(),
+        window_end=window[1].date().fromordinal(window[1].date().toordinal() - 1).isoformat(),
+        generated_at=generated_at,
+        code_version=code_version,
+        config_sha256=config_sha256,
+        policy=policy,
+        charts=week_charts(
+            ctx, summary, t, window, coverage_rows(ctx["evidence"], coverage, window)
+        ),
+        font_file=f"fonts/{font_path(FONT_DIR).name}",
+    )
+    html = render_html(TEMPLATE_DIR, ctx, t)
+    pdf = html_to_pdf(
+        html, TEMPLATE_DIR, {**files, "manifest.json": manifest_bytes}, generated_at, fetcher
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv_dir = out_dir / "attachments"
+    csv_dir.mkdir(exist_ok=True)
+    csv_paths = []
+    for name, data in sorted(files.items()):
+        if name.endswith(".csv"):
+            (csv_dir / name).write_bytes(data)
+            csv_paths.append(csv_dir / name)
+    pdf_path = out_dir / "report.pdf"
+    pdf_path.write_bytes(pdf)
+    digest = sha256(pdf)
+    outer = {**manifest, "pdf": {"file": pdf_path.name, "sha256": digest}}
+    manifest_path = out_dir / "manifest.json"
+    manifest_path.write_text(
+        json.dumps(outer, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    return ReportResult(
+        pdf=pdf_path, manifest=manifest_path, pdf_sha256=digest, csv_paths=tuple(csv_paths)
+    )
