@@ -28,8 +28,9 @@ def write_demo_config(out: Path, masters: list[str]) -> Path:
 
 def run_demo(out: Path, events: int = 60000, week: str = "2026-W47") -> None:
     from jobs._session import get_spark
-    from jobs.collect import collect
-    from jobs.ingest.main import ingest, read_ledger
+    from jobs.evidence.main import run_collect
+    from jobs.ingest import main as ingest_main
+    from jobs.lake.ledger import read_ledger
     from jobs.synth import synth_week
 
     out.mkdir(parents=True, exist_ok=True)
@@ -47,24 +48,21 @@ def run_demo(out: Path, events: int = 60000, week: str = "2026-W47") -> None:
     config = load_config(write_demo_config(out, masters))
     layout = Layout((out / "home").resolve())
     click.echo(f"2/4 collect: {len(masters)} masters into {layout.evidence}")
-    for r in collect(config, layout):
-        click.echo(f"    {r['master']}: collected {r['collected']}, unchanged {r['unchanged']}")
+    for r in run_collect(config, layout):
+        click.echo(f"    {r.master}: collected {r.collected}, unchanged {r.unchanged}")
     click.echo("3/4 ingest (Spark, local mode)")
     spark = get_spark("kaudit-demo")
-    ingest(spark, layout)
+    ingest_main.run(spark, layout)
     entries = read_ledger(layout)
-    totals = {k: sum(e[k] for e in entries)
+    totals = {k: sum(getattr(e, k) for e in entries)
               for k in ("lines", "events", "duplicates", "quarantined", "blank")}
     counts = ", ".join(f"{k} {v}" for k, v in totals.items())
     click.echo(f"    ledger: {len(entries)} files, {counts}")
-    try:
-        from jobs.aggregate.main import run_weekly
-    except ImportError:
-        click.echo("4/4 report: the weekly report is not built yet")
-    else:
-        click.echo(f"4/4 report: weekly marts for {week}")
-        summary = run_weekly(spark, config, layout.home, week)
-        click.echo(f"    marts in {layout.marts(DEMO_CLUSTER, week)}; "
-                   f"requests {summary.get('requests_total')}, detections "
-                   f"{json.dumps(summary.get('detections', {}), sort_keys=True)}")
+    from jobs.weekly import main as weekly_main
+
+    click.echo(f"4/4 report: weekly marts for {week}")
+    summary = weekly_main.run(spark, config, layout, week)
+    click.echo(f"    marts in {layout.marts(DEMO_CLUSTER, week)}; "
+               f"requests {summary.get('requests_total')}, detections "
+               f"{json.dumps(summary.get('detections', {}), sort_keys=True)}")
     click.echo(f"\nlake: {layout.lake}\nledger: kaudit ledger --home {layout.home}")

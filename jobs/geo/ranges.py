@@ -109,10 +109,13 @@ def _v4_bits(s: Column) -> Column:
 
 def _hexed(s: Column) -> Column:
     """An embedded dotted IPv4 tail (``::ffff:1.2.3.4``) rewritten as two hex groups."""
+
     def rewrite(tail: Column) -> Column:
         t = F.split(tail, r"\.")
-        pair = [F.lower(F.hex(F.get(t, i).try_cast("int") * 256 + F.get(t, i + 1).try_cast("int")))
-                for i in (0, 2)]
+        pair = [
+            F.lower(F.hex(F.get(t, i).try_cast("int") * 256 + F.get(t, i + 1).try_cast("int")))
+            for i in (0, 2)
+        ]
         head = s.substr(F.lit(1), F.length(s) - F.length(tail))
         return F.when(tail != "", F.concat(head, pair[0], F.lit(":"), pair[1])).otherwise(s)
 
@@ -121,14 +124,17 @@ def _hexed(s: Column) -> Column:
 
 def _groups(hexed: Column) -> Column:
     """struct(ok, groups): the 8 expanded hex groups and whether the text was well formed."""
+
     def side(h: Column, i: int) -> Column:
-        return F.when(F.coalesce(F.get(h, i), F.lit("")) == "",
-                      F.array().cast("array<string>")).otherwise(F.split(F.get(h, i), ":", -1))
+        return F.when(
+            F.coalesce(F.get(h, i), F.lit("")) == "", F.array().cast("array<string>")
+        ).otherwise(F.split(F.get(h, i), ":", -1))
 
     def expand(h: Column) -> Column:
         compressed = F.size(h) == 2
         n = F.when(compressed, F.size(side(h, 0)) + F.size(side(h, 1))).otherwise(
-            F.size(side(h, 0)))
+            F.size(side(h, 0))
+        )
         fill = F.array_repeat(F.lit("0"), F.greatest(F.lit(8) - n, F.lit(0)))
         groups = F.when(compressed, F.concat(side(h, 0), fill, side(h, 1))).otherwise(side(h, 0))
         count_ok = F.when(compressed, n <= 7).otherwise((F.size(h) == 1) & (n == 8))
@@ -140,8 +146,13 @@ def _groups(hexed: Column) -> Column:
 def _v6_bits(s: Column) -> Column:
     def from_groups(g: Column) -> Column:
         ok = g["ok"] & F.forall(g["groups"], lambda x: x.rlike(_HEX_GROUP_RE))
-        raw = F.concat_ws("", F.transform(g["groups"], lambda x: F.when(
-            x.rlike(_HEX_GROUP_RE), F.lpad(F.conv(x, 16, 2), 16, "0"))))
+        raw = F.concat_ws(
+            "",
+            F.transform(
+                g["groups"],
+                lambda x: F.when(x.rlike(_HEX_GROUP_RE), F.lpad(F.conv(x, 16, 2), 16, "0")),
+            ),
+        )
         return F.when(F.coalesce(ok, F.lit(False)), raw)
 
     def tag(raw: Column) -> Column:
@@ -159,9 +170,11 @@ def ip_bits_col(ip: Column) -> Column:
 
     IPv4-mapped IPv6 is returned as its IPv4 form; a zone id (``%eth0``) is ignored.
     """
+
     def bits(s: Column) -> Column:
         return F.when(s.rlike(_V4_RE), F.concat(F.lit("4:"), _v4_bits(s))).when(
-            s.contains(":"), _v6_bits(s))
+            s.contains(":"), _v6_bits(s)
+        )
 
     return let(F.lower(F.trim(F.regexp_replace(ip, "%.*$", ""))), bits)
 
@@ -183,6 +196,7 @@ def in_networks_col(ip: Column, cidrs: Iterable[str]) -> Column:
 
 def ip_scope_col(ip: Column, networks: Sequence[tuple[str, str]] = NON_PUBLIC_NETWORKS) -> Column:
     """Spark twin of ``ip_scope``: ``public``, ``invalid`` or the first matching range label."""
+
     def scope(bits: Column) -> Column:
         out = F.when(bits.isNull(), F.lit(SCOPE_INVALID))
         for cidr, label in networks:
@@ -198,7 +212,6 @@ def with_ip_scope(df: DataFrame, ip_col: str = "ip") -> DataFrame:
     Meant for a distinct-IP table: join the result back to events rather than running the
     parse on every event.
     """
-    return (
-        df.withColumn("ip_scope", ip_scope_col(F.col(ip_col)))
-        .withColumn("is_public", F.col("ip_scope") == SCOPE_PUBLIC)
+    return df.withColumn("ip_scope", ip_scope_col(F.col(ip_col))).withColumn(
+        "is_public", F.col("ip_scope") == SCOPE_PUBLIC
     )

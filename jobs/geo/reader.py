@@ -16,21 +16,23 @@ from typing import Any
 
 import maxminddb
 
+from jobs.errors import UsageError
 from jobs.geo.fetch import DATABASES, DEFAULT_DEST
 from jobs.geo.ranges import SCOPE_PUBLIC, ip_scope, parse_ip
 
 GEO_FIELDS = ("country", "region", "city", "asn", "org")
 IP_INFO_FIELDS = ("ip", "ip_scope", "is_public", *GEO_FIELDS)
 DBIP_ATTRIBUTION = "IP Geolocation by DB-IP (https://db-ip.com), CC BY 4.0"
-MAXMIND_ATTRIBUTION = ("This product includes GeoLite2 data created by MaxMind, available from "
-                       "https://www.maxmind.com")
+MAXMIND_ATTRIBUTION = (
+    "This product includes GeoLite2 data created by MaxMind, available from https://www.maxmind.com"
+)
 DEFAULT_CITY = DEFAULT_DEST / DATABASES["dbip-city-lite.mmdb.bz"]
 DEFAULT_ASN = DEFAULT_DEST / DATABASES["dbip-asn-lite.mmdb.bz"]
 _LANG = "en"
 
 
-class GeoError(RuntimeError):
-    """A configured database that cannot be opened."""
+class GeoError(UsageError, RuntimeError):
+    """A configured database that cannot be opened (a config problem: exit code 2)."""
 
 
 def _open(path: Path) -> maxminddb.Reader:
@@ -66,7 +68,7 @@ def _asn(value: Any) -> int | None:
 
 
 def normalise_city(rec: Mapping[str, Any] | None) -> dict[str, Any]:
-    """country (ISO code), region, city: GeoIP2/DB-IP nested, or flat (IPinfo, ip-location-db)."""
+    """Country (ISO code), region, city: GeoIP2/DB-IP nested, or flat (IPinfo, ip-location-db)."""
     if not isinstance(rec, Mapping):
         return {}
     country = rec.get("country")
@@ -74,23 +76,31 @@ def normalise_city(rec: Mapping[str, Any] | None) -> dict[str, Any]:
     iso = country.get("iso_code") if isinstance(country, Mapping) else None
     out = {
         "country": iso or rec.get("country_code") or _name(country),
-        "region": (_name(subdivisions[0]) if isinstance(subdivisions, list) and subdivisions
-                   else rec.get("state1") or rec.get("region")),
-        "city": _name(rec.get("city")) if isinstance(rec.get("city"), Mapping)
-        else rec.get("city"),
+        "region": (
+            _name(subdivisions[0])
+            if isinstance(subdivisions, list) and subdivisions
+            else rec.get("state1") or rec.get("region")
+        ),
+        "city": _name(rec.get("city")) if isinstance(rec.get("city"), Mapping) else rec.get("city"),
     }
     extra = normalise_asn(rec)  # IPinfo Lite carries the ASN in the same record
-    return {**{k: v for k, v in extra.items() if v is not None},
-            **{k: (v if isinstance(v, str) and v else None) for k, v in out.items()}}
+    return {
+        **{k: v for k, v in extra.items() if v is not None},
+        **{k: (v if isinstance(v, str) and v else None) for k, v in out.items()},
+    }
 
 
 def normalise_asn(rec: Mapping[str, Any] | None) -> dict[str, Any]:
-    """asn (int) and org from GeoLite2/DB-IP ASN, GeoIP2-ISP or IPinfo Lite records."""
+    """Asn (int) and org from GeoLite2/DB-IP ASN, GeoIP2-ISP or IPinfo Lite records."""
     if not isinstance(rec, Mapping):
         return {}
     asn = _asn(rec.get("autonomous_system_number", rec.get("asn")))
-    org = (rec.get("autonomous_system_organization") or rec.get("isp")
-           or rec.get("organization") or rec.get("as_name"))
+    org = (
+        rec.get("autonomous_system_organization")
+        or rec.get("isp")
+        or rec.get("organization")
+        or rec.get("as_name")
+    )
     return {"asn": asn, "org": org if isinstance(org, str) and org else None}
 
 
@@ -105,6 +115,7 @@ class DatabaseInfo:
 
     @property
     def attribution(self) -> str | None:
+        """The credit line the database's licence asks for (None when it asks none)."""
         db_type = self.database_type.upper()
         if db_type.startswith("DBIP"):
             return DBIP_ATTRIBUTION
@@ -129,15 +140,21 @@ class GeoReader:
             self.databases.append(DatabaseInfo(kind, Path(path).name, meta.database_type, built))
 
     @classmethod
-    def from_config(cls, city: Path | None = None, asn: Path | None = None,
-                    default_city: Path = DEFAULT_CITY, default_asn: Path = DEFAULT_ASN,
-                    ) -> GeoReader:
+    def from_config(
+        cls,
+        city: Path | None = None,
+        asn: Path | None = None,
+        default_city: Path = DEFAULT_CITY,
+        default_asn: Path = DEFAULT_ASN,
+    ) -> GeoReader:
         """User paths (must exist) win; otherwise the default files when they are present."""
         for kind, path in (("city", city), ("asn", asn)):
             if path is not None and not Path(path).is_file():
                 raise GeoError(f"report.geoip.{kind}: no such file: {path}")
-        return cls(city=city or (default_city if Path(default_city).is_file() else None),
-                   asn=asn or (default_asn if Path(default_asn).is_file() else None))
+        return cls(
+            city=city or (default_city if Path(default_city).is_file() else None),
+            asn=asn or (default_asn if Path(default_asn).is_file() else None),
+        )
 
     def _get(self, kind: str, ip: str) -> Any:
         reader = self._readers.get(kind)
@@ -155,10 +172,16 @@ class GeoReader:
         if addr is None:
             return out
         text = str(addr)
-        out.update({k: v for k, v in normalise_city(self._get("city", text)).items()
-                    if k in out and v is not None})
-        out.update({k: v for k, v in normalise_asn(self._get("asn", text)).items()
-                    if v is not None})
+        out.update(
+            {
+                k: v
+                for k, v in normalise_city(self._get("city", text)).items()
+                if k in out and v is not None
+            }
+        )
+        out.update(
+            {k: v for k, v in normalise_asn(self._get("asn", text)).items() if v is not None}
+        )
         return out
 
     def lookup_many(self, ips: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -174,11 +197,19 @@ class GeoReader:
             "database": " + ".join(d.database_type for d in self.databases),
             "build_date": min(d.build_date for d in self.databases),
             "attribution": "; ".join(attributions) or None,
-            "databases": [{"kind": d.kind, "file": d.path, "database_type": d.database_type,
-                           "build_date": d.build_date} for d in self.databases],
+            "databases": [
+                {
+                    "kind": d.kind,
+                    "file": d.path,
+                    "database_type": d.database_type,
+                    "build_date": d.build_date,
+                }
+                for d in self.databases
+            ],
         }
 
     def close(self) -> None:
+        """Close the open databases."""
         for reader in self._readers.values():
             reader.close()
         self._readers.clear()

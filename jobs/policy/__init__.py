@@ -2,8 +2,8 @@
 
 Modules: ``model`` (frozen Policy values), ``loader`` (strict YAML loading, embedded ACK
 default), ``compile`` (rule matching as Columns), ``conditions`` + ``checks`` (C1–C12, the marts),
-``cli`` (``kaudit policy ...``). Only the Spark-free parts are re-exported here so that
-importing the package stays cheap.
+``main`` (what ``kaudit policy check|match`` run). Only the Spark-free parts are re-exported
+here so that importing the package stays cheap.
 """
 
 from __future__ import annotations

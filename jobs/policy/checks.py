@@ -24,7 +24,8 @@ from jobs.policy.conditions import (
     managed_fields_logged,
     request_received_shape,
 )
-from jobs.policy.model import (
+from jobs.policy.model import Policy
+from jobs.vocab import (
     LEVEL_METADATA,
     LEVEL_NONE,
     LEVEL_RANK,
@@ -32,7 +33,6 @@ from jobs.policy.model import (
     LEVEL_REQUEST_RESPONSE,
     STAGE_REQUEST_RECEIVED,
     STAGE_RESPONSE_STARTED,
-    Policy,
 )
 
 SEVERITY_CRITICAL, SEVERITY_HIGH, SEVERITY_MEDIUM = "critical", "high", "medium"

@@ -14,15 +14,8 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, StringType
 
-from jobs.policy.model import (
-    GROUP_WILDCARD,
-    LEVEL_NONE,
-    LEVEL_RANK,
-    GroupResources,
-    Policy,
-    PolicyError,
-    PolicyRule,
-)
+from jobs.policy.model import GROUP_WILDCARD, GroupResources, Policy, PolicyError, PolicyRule
+from jobs.vocab import LEVEL_NONE, LEVEL_RANK
 
 POLICY_COLUMNS = ("policy_rule", "policy_level", "policy_omit_stages", "policy_omit_managed_fields")
 _STRINGS = ArrayType(StringType())

@@ -12,7 +12,7 @@ from pyspark.sql import Column
 from pyspark.sql import functions as F
 
 from jobs.policy.compile import level_rank, request_path
-from jobs.policy.model import LEVEL_RANK, LEVEL_REQUEST, STAGE_PANIC, STAGE_RESPONSE_COMPLETE
+from jobs.vocab import LEVEL_RANK, LEVEL_REQUEST, STAGE_PANIC, STAGE_RESPONSE_COMPLETE
 
 # Bodies of these (group, resource, subresource; None = any) are sensitive data in the logs.
 SENSITIVE_RESOURCES: tuple[tuple[str, str, str | None], ...] = (

@@ -20,13 +20,12 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from jobs.policy.model import (
     API_VERSIONS,
     GROUP_WILDCARD,
-    LEVELS,
-    STAGES,
     GroupResources,
     Policy,
     PolicyError,
     PolicyRule,
 )
+from jobs.vocab import LEVELS, STAGES
 
 DEFAULT_POLICY_FILE = "ack-policy.yaml"
 

@@ -1,33 +1,17 @@
-"""The audit Policy as frozen values (spec §1.1), plus the level/stage vocabularies (§1.4, §3.1)."""
+"""The audit Policy as frozen values (spec §1.1); levels and stages (§1.4, §3.1): jobs.vocab."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-LEVEL_NONE = "None"
-LEVEL_METADATA = "Metadata"
-LEVEL_REQUEST = "Request"
-LEVEL_REQUEST_RESPONSE = "RequestResponse"
-LEVELS: tuple[str, ...] = (LEVEL_NONE, LEVEL_METADATA, LEVEL_REQUEST, LEVEL_REQUEST_RESPONSE)
-# An unknown level string ranks like None (apiserver helpers.go), so "at least" tests stay total.
-LEVEL_RANK: dict[str, int] = {level: rank for rank, level in enumerate(LEVELS)}
-
-STAGE_REQUEST_RECEIVED = "RequestReceived"
-STAGE_RESPONSE_STARTED = "ResponseStarted"
-STAGE_RESPONSE_COMPLETE = "ResponseComplete"
-STAGE_PANIC = "Panic"
-STAGES: tuple[str, ...] = (
-    STAGE_REQUEST_RECEIVED,
-    STAGE_RESPONSE_STARTED,
-    STAGE_RESPONSE_COMPLETE,
-    STAGE_PANIC,
-)
+from jobs.errors import UsageError
+from jobs.vocab import STAGES
 
 API_VERSIONS: tuple[str, ...] = ("audit.k8s.io/v1", "audit.k8s.io/v1beta1", "audit.k8s.io/v1alpha1")
 GROUP_WILDCARD = "*"  # resources[].group "*" matches every group (kube-apiserver 1.36+)
 
 
-class PolicyError(ValueError):
+class PolicyError(UsageError, ValueError):
     """A policy file that kube-apiserver would refuse; the message names the place in the file."""
 
 

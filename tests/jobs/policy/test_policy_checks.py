@@ -442,7 +442,7 @@ def test_summarise_policy_findings_corpus(falco_secrets, ack_policy):
 
 
 def _received(second: int | None) -> dt.datetime | None:
-    return None if second is None else dt.datetime(2024, 3, 5, 14, 7, second)
+    return None if second is None else dt.datetime(2024, 3, 5, 14, 7, second, tzinfo=dt.UTC)
 
 
 def test_summarise_policy_findings_examples_top5_ordered(events_df, ack_policy):

@@ -7,8 +7,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from jobs.cli import main
+from jobs.errors import EXIT_USAGE
 from jobs.ingest.transforms import NOT_EVENT, NOT_JSON
-from jobs.policy.cli import EXIT_BAD_POLICY, policy
 
 KUBE_PROXY_WATCH = {
     "kind": "Event",
@@ -51,7 +52,7 @@ def test_policy_match_stdin_ack_default_with_bad_lines(spark):
         json.dumps(ADMIN_LIVEZ),
         '{"kind": 0}',
     ]
-    out = _output(CliRunner().invoke(policy, ["match"], input="\n".join(lines) + "\n"))
+    out = _output(CliRunner().invoke(main, ["policy", "match"], input="\n".join(lines) + "\n"))
     assert [o["line"] for o in out] == [1, 2, 3, 4, 5]
     # ACK (spec §9 A01, A21): kube-proxy watch endpoints -> rule 0 None; /livez -> catch-all 11.
     assert out[0] == {
@@ -86,7 +87,9 @@ def test_policy_match_files_with_policy_file(spark, tmp_path):
     first.write_text(json.dumps(KUBE_PROXY_WATCH) + "\n" + json.dumps(ADMIN_LIVEZ) + "\n")
     second.write_text("[1, 2]\n")
     out = _output(
-        CliRunner().invoke(policy, ["match", "--policy", str(policy_file), str(first), str(second)])
+        CliRunner().invoke(
+            main, ["policy", "match", "--policy", str(policy_file), str(first), str(second)]
+        )
     )
     assert [(o["file"], o["line"]) for o in out] == [
         (str(first), 1),
@@ -101,7 +104,7 @@ def test_policy_match_files_with_policy_file(spark, tmp_path):
 def test_policy_check_prints_rules_of_default():
     from jobs.policy.loader import load_default_policy
 
-    result = CliRunner().invoke(policy, ["check"])
+    result = CliRunner().invoke(main, ["policy", "check"])
     assert result.exit_code == 0, result.output
     rule_lines = result.stdout.splitlines()[1:]
     assert len(rule_lines) == len(load_default_policy().rules)
@@ -115,6 +118,6 @@ def test_policy_check_bad_policy_exit_2(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Sometimes\n")
     for command in (["check"], ["match"]):
-        result = CliRunner().invoke(policy, [*command, "--policy", str(bad)], input="")
-        assert result.exit_code == EXIT_BAD_POLICY
+        result = CliRunner().invoke(main, ["policy", *command, "--policy", str(bad)], input="")
+        assert result.exit_code == EXIT_USAGE
         assert f"{bad}:4: rules[0].level" in result.stderr and "Sometimes" in result.stderr

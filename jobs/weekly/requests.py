@@ -12,9 +12,8 @@ from collections.abc import Sequence
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from jobs.aggregate.catalogue import BODY_RESOURCES
-from jobs.aggregate.columns import (
-    BODY_VERBS,
+from jobs.detections.catalogue import BODY_RESOURCES
+from jobs.detections.columns import (
     DEFAULT_SYSTEM_PREFIXES,
     SHARED_ACCOUNTS,
     attributed_user_col,
@@ -26,26 +25,58 @@ from jobs.aggregate.columns import (
     user_kind_col,
 )
 from jobs.geo.ranges import in_networks_col
+from jobs.vocab import BODY_VERBS
 
 # Taken from the request's last stage (all stages share them, except what later stages add:
 # response code, impersonation, authorization annotations).
 _LAST_STAGE_COLUMNS = (
-    "audit_id", "stage", "level", "verb", "request_uri", "user_name", "user_groups",
-    "impersonated_user", "impersonated_groups", "source_ips", "user_agent", "object_ref_present",
-    "api_group", "api_version", "resource", "subresource", "namespace", "object_name",
-    "response_code", "response_reason", "authz_decision", "authz_reason",
-    "master", "evidence_sha256", "line_no",
+    "audit_id",
+    "stage",
+    "level",
+    "verb",
+    "request_uri",
+    "user_name",
+    "user_groups",
+    "impersonated_user",
+    "impersonated_groups",
+    "source_ips",
+    "user_agent",
+    "object_ref_present",
+    "api_group",
+    "api_version",
+    "resource",
+    "subresource",
+    "namespace",
+    "object_name",
+    "response_code",
+    "response_reason",
+    "authz_decision",
+    "authz_reason",
+    "master",
+    "evidence_sha256",
+    "line_no",
 )
 
+# What a request keeps of all its stages (the rest comes from its last stage).
+_ALL_STAGES_COLUMNS = ("events", "stages", "request_received_ts", "request_object")
 REQUEST_COLUMNS = (
-    "cluster", "request_key", *_LAST_STAGE_COLUMNS, "events", "stages", "request_received_ts",
-    "request_object", "day", "client_ip", "user_kind", "attributed_user", "is_success",
-    "is_failure", "status_class",
+    "cluster",
+    "request_key",
+    *_LAST_STAGE_COLUMNS,
+    *_ALL_STAGES_COLUMNS,
+    "day",
+    "client_ip",
+    "user_kind",
+    "attributed_user",
+    "is_success",
+    "is_failure",
+    "status_class",
 )
 
 
-def filter_window(events_df: DataFrame, cluster: str, start: dt.datetime,
-                  end: dt.datetime) -> DataFrame:
+def filter_window(
+    events_df: DataFrame, cluster: str, start: dt.datetime, end: dt.datetime
+) -> DataFrame:
     """Events of ``cluster`` whose request_received_ts is in [start, end) (aware datetimes).
 
     The event_date bounds only let Spark prune partitions; the timestamp test decides.
@@ -96,10 +127,17 @@ def summarise_requests(
     ``status_class`` and ``day`` (local date of request_received_ts). ``request_object`` is
     kept only for create/update/patch of ``body_resources`` (main resource, no subresource).
     """
-    keep_body = (F.col("verb").isin(*BODY_VERBS) & F.col("resource").isin(*body_resources)
-                 & F.coalesce(F.col("subresource"), F.lit("")).eqNullSafe(""))
-    order = F.struct(stage_rank_col(F.col("stage")), F.col("stage_ts"),
-                     F.col("evidence_sha256"), F.col("line_no"))
+    keep_body = (
+        F.col("verb").isin(*BODY_VERBS)
+        & F.col("resource").isin(*body_resources)
+        & F.coalesce(F.col("subresource"), F.lit("")).eqNullSafe("")
+    )
+    order = F.struct(
+        stage_rank_col(F.col("stage")),
+        F.col("stage_ts"),
+        F.col("evidence_sha256"),
+        F.col("line_no"),
+    )
     last = F.struct(*[F.col(c) for c in _LAST_STAGE_COLUMNS])
     grouped_df = (
         events_df.withColumn("request_key", _request_key(events_df))
@@ -113,8 +151,10 @@ def summarise_requests(
         )
     )
     flat_df = grouped_df.select(
-        "cluster", "request_key", *[F.col("last")[c].alias(c) for c in _LAST_STAGE_COLUMNS],
-        "events", "stages", "request_received_ts", "request_object",
+        "cluster",
+        "request_key",
+        *[F.col("last")[c].alias(c) for c in _LAST_STAGE_COLUMNS],
+        *_ALL_STAGES_COLUMNS,
     )
     user = F.col("user_name")
     return flat_df.select(

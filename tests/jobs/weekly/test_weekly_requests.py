@@ -5,15 +5,17 @@ import datetime as dt
 import pytest
 from pyspark.sql import functions as F
 
-from jobs.aggregate.columns import attributed_user_col, user_kind_col
-from jobs.aggregate.requests import client_ip_col, filter_window, summarise_requests
-from jobs.aggregate.summary import WeekError, iso_week_window
+from jobs.detections.columns import attributed_user_col, user_kind_col
+from jobs.weekly.requests import client_ip_col, filter_window, summarise_requests
+from jobs.weekly.summary import WeekError, iso_week_window
 
 pytestmark = pytest.mark.spark
 
 T0 = dt.datetime(2026, 11, 17, 10, 0, tzinfo=dt.UTC)
-REASON = ('RBAC: allowed by ClusterRoleBinding "x" of ClusterRole "cluster-admin" '
-          'to User "27123456789012345"')
+REASON = (
+    'RBAC: allowed by ClusterRoleBinding "x" of ClusterRole "cluster-admin" '
+    'to User "27123456789012345"'
+)
 TRUSTED = ("10.0.2.5", "172.16.0.0/12", "fd00::/8")
 
 
@@ -23,27 +25,47 @@ def requests(spark, make_event, events_df):
     rows = [
         # one exec: ResponseStarted 101 then ResponseComplete 200 -> one request, outcome 200
         make_event(audit_id="two", stage="ResponseStarted", response_code=101, subresource="exec"),
-        make_event(audit_id="two", stage="ResponseComplete", response_code=200, subresource="exec",
-                   stage_ts=T0 + 5 * sec, line_no=900),
+        make_event(
+            audit_id="two",
+            stage="ResponseComplete",
+            response_code=200,
+            subresource="exec",
+            stage_ts=T0 + 5 * sec,
+            line_no=900,
+        ),
         # the last stage wins even if its stage_ts is earlier; Panic beats ResponseStarted
-        make_event(audit_id="panic", stage="ResponseStarted", response_code=200,
-                   stage_ts=T0 + 9 * sec),
+        make_event(
+            audit_id="panic", stage="ResponseStarted", response_code=200, stage_ts=T0 + 9 * sec
+        ),
         make_event(audit_id="panic", stage="Panic", response_code=500, stage_ts=T0 + sec),
         make_event(audit_id="rr", stage="RequestReceived", response_code=None),
-        make_event(audit_id="rr", stage="ResponseComplete", response_code=403,
-                   impersonated_user="bob"),
+        make_event(
+            audit_id="rr", stage="ResponseComplete", response_code=403, impersonated_user="bob"
+        ),
         # no audit ID: each line is its own request
         make_event(audit_id=None, dedup_key="sha256:1", response_code=401, user_name=None),
         make_event(audit_id=None, dedup_key="sha256:2", response_code=401, user_name=None),
-        make_event(audit_id="admin", user_name="kubernetes-admin", authz_reason=REASON,
-                   source_ips=["1.2.3.4", "10.0.2.5"]),
-        make_event(audit_id="admin-group", user_name="kubernetes-admin",
-                   authz_reason='RBAC: allowed by ClusterRoleBinding "y" of ClusterRole "z" '
-                                'to Group "system:masters"', source_ips=[]),
+        make_event(
+            audit_id="admin",
+            user_name="kubernetes-admin",
+            authz_reason=REASON,
+            source_ips=["1.2.3.4", "10.0.2.5"],
+        ),
+        make_event(
+            audit_id="admin-group",
+            user_name="kubernetes-admin",
+            authz_reason='RBAC: allowed by ClusterRoleBinding "y" of ClusterRole "z" '
+            'to Group "system:masters"',
+            source_ips=[],
+        ),
         make_event(audit_id="late", ts=T0 + dt.timedelta(days=6, hours=13, minutes=59)),
     ]
-    return {r.request_key: r.asDict() for r in summarise_requests(
-        events_df(rows), timezone="Asia/Shanghai", trusted_proxies=TRUSTED).collect()}
+    return {
+        r.request_key: r.asDict()
+        for r in summarise_requests(
+            events_df(rows), timezone="Asia/Shanghai", trusted_proxies=TRUSTED
+        ).collect()
+    }
 
 
 def test_summarise_requests_counts_requests_not_events(requests):
@@ -53,14 +75,22 @@ def test_summarise_requests_counts_requests_not_events(requests):
     assert (two["response_code"], two["is_success"], two["line_no"]) == (200, True, 900)
 
 
-@pytest.mark.parametrize(("key", "code", "status_class", "failure"), [
-    ("two", 200, "2xx", False), ("panic", 500, "5xx", True), ("rr", 403, "4xx", True),
-    ("sha256:1", 401, "4xx", True),
-])
+@pytest.mark.parametrize(
+    ("key", "code", "status_class", "failure"),
+    [
+        ("two", 200, "2xx", False),
+        ("panic", 500, "5xx", True),
+        ("rr", 403, "4xx", True),
+        ("sha256:1", 401, "4xx", True),
+    ],
+)
 def test_summarise_requests_outcome_is_the_last_stage(requests, key, code, status_class, failure):
     row = requests[key]
     assert (row["response_code"], row["status_class"], row["is_failure"]) == (
-        code, status_class, failure)
+        code,
+        status_class,
+        failure,
+    )
 
 
 def test_summarise_requests_keeps_later_stage_context(requests):
@@ -100,20 +130,39 @@ CHAINS = [
 
 def test_client_ip_col_trusted_proxy_table(spark):
     df = spark.createDataFrame([(c,) for c, _, _ in CHAINS], "ips array<string>")
-    got = df.select(client_ip_col(F.col("ips")).alias("plain"),
-                    client_ip_col(F.col("ips"), TRUSTED).alias("trusted")).collect()
+    got = df.select(
+        client_ip_col(F.col("ips")).alias("plain"),
+        client_ip_col(F.col("ips"), TRUSTED).alias("trusted"),
+    ).collect()
     assert [(r.plain, r.trusted) for r in got] == [(p, t) for _, p, t in CHAINS]
 
 
 def test_user_kind_and_attribution_columns(spark):
-    users = [("alice", ""), ("system:serviceaccount:ns:sa", ""), ("system:node:n1", ""),
-             ("system:anonymous", ""), (None, ""), ("ci-bot", ""), ("kubernetes-admin", REASON),
-             ("bob", REASON)]
+    users = [
+        ("alice", ""),
+        ("system:serviceaccount:ns:sa", ""),
+        ("system:node:n1", ""),
+        ("system:anonymous", ""),
+        (None, ""),
+        ("ci-bot", ""),
+        ("kubernetes-admin", REASON),
+        ("bob", REASON),
+    ]
     df = spark.createDataFrame(users, "u string, reason string")
-    got = df.select(user_kind_col(F.col("u"), system_users=("ci-bot",)).alias("k"),
-                    attributed_user_col(F.col("u"), F.col("reason")).alias("a")).collect()
-    assert [r.k for r in got] == ["human", "service_account", "system_component", "anonymous",
-                                  "anonymous", "system_component", "human", "human"]
+    got = df.select(
+        user_kind_col(F.col("u"), system_users=("ci-bot",)).alias("k"),
+        attributed_user_col(F.col("u"), F.col("reason")).alias("a"),
+    ).collect()
+    assert [r.k for r in got] == [
+        "human",
+        "service_account",
+        "system_component",
+        "anonymous",
+        "anonymous",
+        "system_component",
+        "human",
+        "human",
+    ]
     assert [r.a for r in got][-2:] == ["27123456789012345", "bob"]
 
 
@@ -130,10 +179,12 @@ def test_iso_week_window_is_local_monday_to_monday():
 def test_filter_window_uses_request_time_in_the_local_week(spark, make_event, events_df):
     start, end = iso_week_window("2026-W47", "Asia/Shanghai")
     edge = dt.datetime(2026, 11, 15, 16, 0, tzinfo=dt.UTC)  # Monday 00:00 local
-    rows = [make_event(audit_id="first", ts=edge),
-            make_event(audit_id="before", ts=edge - dt.timedelta(microseconds=1)),
-            make_event(audit_id="last", ts=edge + dt.timedelta(days=7, microseconds=-1)),
-            make_event(audit_id="after", ts=edge + dt.timedelta(days=7)),
-            make_event(audit_id="other-cluster", cluster="c2")]
+    rows = [
+        make_event(audit_id="first", ts=edge),
+        make_event(audit_id="before", ts=edge - dt.timedelta(microseconds=1)),
+        make_event(audit_id="last", ts=edge + dt.timedelta(days=7, microseconds=-1)),
+        make_event(audit_id="after", ts=edge + dt.timedelta(days=7)),
+        make_event(audit_id="other-cluster", cluster="c2"),
+    ]
     kept = filter_window(events_df(rows), "c1", start, end).select("audit_id").collect()
     assert sorted(r.audit_id for r in kept) == ["first", "last"]

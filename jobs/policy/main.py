@@ -1,21 +1,23 @@
-"""``kaudit policy``: validate a policy file; show which rule and level each logged event gets.
+"""``kaudit policy`` as functions: validate a policy file; show which rule and level each line gets.
 
-``match`` runs the very Column expressions of the weekly job (``with_policy_evaluation``) on
-the given lines, so its answer is the job's answer. Spark is imported only when needed.
+``match_lines`` runs the very Column expressions of the weekly job (``with_policy_evaluation``)
+on the given lines, so its answer is the job's answer. Spark is imported only when needed.
 """
 
 from __future__ import annotations
 
-import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import click
+from typing import TYPE_CHECKING, Any
 
 from jobs.policy.loader import load_default_policy, load_policy
-from jobs.policy.model import GroupResources, Policy, PolicyError, PolicyRule
+from jobs.policy.model import GroupResources, Policy, PolicyRule
 
-EXIT_BAD_POLICY = 2
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
 STDIN = "-"
 CLI_CLUSTER = "cli"  # ingest deduplicates per cluster; all inputs of one call form one
 BUCKET_BLANK, BUCKET_QUARANTINED = "blank", "quarantined"
@@ -23,21 +25,22 @@ _RESULT_COLUMNS = (
     "file_order", "line_no", "bucket", "reason", "detail", "audit_id", "stage", "policy_rule",
     "policy_level",
 )  # fmt: skip
-_POLICY_OPTION = click.option(
-    "--policy",
-    "policy_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Audit Policy YAML file (default: the embedded ACK policy).",
-)
+Line = tuple[int, int, bytes]  # (input number, 1-based line number, raw bytes)
 
 
-def _load(policy_file: Path | None) -> Policy:
-    try:
-        return load_default_policy() if policy_file is None else load_policy(policy_file)
-    except PolicyError as exc:
-        click.echo(f"error: {exc}", err=True)
-        raise click.exceptions.Exit(EXIT_BAD_POLICY) from exc
+@dataclass(frozen=True)
+class RuleSummary:
+    """One rule as ``kaudit policy check`` lists it."""
+
+    index: int
+    level: str
+    line: int | None
+    selectors: str
+
+
+def load(policy_file: Path | None) -> Policy:
+    """The policy file, or the embedded ACK policy; raises PolicyError when it is invalid."""
+    return load_default_policy() if policy_file is None else load_policy(policy_file)
 
 
 def _group_summary(entry: GroupResources) -> str:
@@ -66,31 +69,19 @@ def describe_rule(rule: PolicyRule) -> str:
     return " ".join(parts) or "(catch-all)"
 
 
-@click.group("policy")
-def policy() -> None:
-    """Audit policy: validate a policy file, match events against it."""
+def run_check(policy: Policy) -> list[RuleSummary]:
+    """The rules of a loaded (so validated) policy, in order."""
+    return [
+        RuleSummary(index, rule.level, rule.line, describe_rule(rule))
+        for index, rule in enumerate(policy.rules)
+    ]
 
 
-@policy.command("check")
-@_POLICY_OPTION
-def check_command(policy_file: Path | None) -> None:
-    """Validate a policy file and print its rules (exit code 2 when invalid)."""
-    loaded = _load(policy_file)
-    click.echo(
-        f"{loaded.source}: OK, {loaded.api_version}, {len(loaded.rules)} rules, "
-        f"omitStages=[{', '.join(loaded.omit_stages)}], "
-        f"omitManagedFields={str(loaded.omit_managed_fields).lower()}, sha256={loaded.sha256}"
-    )
-    for index, rule in enumerate(loaded.rules):
-        line = f"line {rule.line}" if rule.line is not None else ""
-        click.echo(f"{index:>3}  {rule.level:<15}  {line:<9}  {describe_rule(rule)}")
-
-
-def _read_lines(sources: tuple[str, ...]) -> list[tuple[int, int, bytes]]:
-    rows: list[tuple[int, int, bytes]] = []
+def read_lines(sources: Sequence[str]) -> list[Line]:
+    """Every line of every source (``-`` is stdin), numbered from 1 in each source."""
+    rows: list[Line] = []
     for input_no, source in enumerate(sources):
-        with click.open_file(source, "rb") as stream:  # "-" is stdin
-            data = stream.read()
+        data = sys.stdin.buffer.read() if source == STDIN else Path(source).read_bytes()
         lines = data.split(b"\n")
         if lines and lines[-1] == b"":
             lines.pop()  # the newline that ends the last line does not start another one
@@ -106,7 +97,7 @@ def _line_error(bucket: str, reason: str | None, detail: str | None) -> str | No
     return None
 
 
-def match_lines(rows: list[tuple[int, int, bytes]], loaded: Policy) -> list[dict[str, Any]]:
+def match_lines(spark: SparkSession, rows: list[Line], loaded: Policy) -> list[dict[str, Any]]:
     """Evaluate (input, line, bytes) rows as ingest + the weekly job would; in input order.
 
     Lines go through ingest's own classification and normalization (``classify_lines``), then
@@ -115,7 +106,6 @@ def match_lines(rows: list[tuple[int, int, bytes]], loaded: Policy) -> list[dict
     from pyspark.sql import functions as F
     from pyspark.sql.types import BinaryType, IntegerType, LongType, StructField, StructType
 
-    from jobs._session import get_spark
     from jobs.ingest.transforms import classify_lines
     from jobs.policy.compile import with_policy_evaluation
     from jobs.settings import DEFAULT_MAX_LINE_BYTES
@@ -129,17 +119,13 @@ def match_lines(rows: list[tuple[int, int, bytes]], loaded: Policy) -> list[dict
     )
     # Binary in, cast to string in Spark: like the text source, bytes are not validated here,
     # so ingest's own UTF-8 check still sees them.
-    lines_df = (
-        get_spark("kaudit-policy")
-        .createDataFrame(rows, schema)
-        .select(
-            F.col("raw_line").cast("string").alias("value"),
-            "file_order",
-            "line_no",
-            F.lit(CLI_CLUSTER).alias("cluster"),
-            F.lit(None).cast("string").alias("master"),
-            F.lit(None).cast("string").alias("evidence_sha256"),
-        )
+    lines_df = spark.createDataFrame(rows, schema).select(
+        F.col("raw_line").cast("string").alias("value"),
+        "file_order",
+        "line_no",
+        F.lit(CLI_CLUSTER).alias("cluster"),
+        F.lit(None).cast("string").alias("master"),
+        F.lit(None).cast("string").alias("evidence_sha256"),
     )
     result_df = with_policy_evaluation(
         classify_lines(lines_df, DEFAULT_MAX_LINE_BYTES), loaded
@@ -161,23 +147,20 @@ def match_lines(rows: list[tuple[int, int, bytes]], loaded: Policy) -> list[dict
     return results
 
 
-@policy.command("match")
-@_POLICY_OPTION
-@click.argument("events", nargs=-1, type=click.Path(dir_okay=False, allow_dash=True))
-def match_command(policy_file: Path | None, events: tuple[str, ...]) -> None:
-    """Print the matching rule and level for every line of EVENTS (JSON lines; stdin if none).
+def run_match(
+    spark_factory: Callable[[], SparkSession], policy: Policy, sources: Sequence[str]
+) -> list[dict[str, Any]]:
+    """One result per input line, in input order; each names its "file" when there are several.
 
-    One JSON object per input line, in input order: {"line", "audit_id", "stage", "rule",
-    "level"}, or {"line", "error"} for a line that is not an audit event. With several
-    inputs each object also names its "file"; lines are counted from 1 in each input.
+    ``spark_factory`` is called only when there is at least one line (Spark starts lazily).
     """
-    loaded = _load(policy_file)
-    sources = events or (STDIN,)
-    rows = _read_lines(sources)
+    rows = read_lines(sources)
     if not rows:
-        return
-    for result in match_lines(rows, loaded):
+        return []
+    results = []
+    for result in match_lines(spark_factory(), rows, policy):
         input_no = result.pop("input_no")
         if len(sources) > 1:
             result = {"file": sources[input_no], **result}
-        click.echo(json.dumps(result))
+        results.append(result)
+    return results

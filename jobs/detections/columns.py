@@ -1,4 +1,4 @@
-"""Column functions and vocabularies shared by the weekly marts and the detections."""
+"""Column functions over the request summary, shared by the detections and the weekly marts."""
 
 from __future__ import annotations
 
@@ -7,16 +7,8 @@ from collections.abc import Sequence
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-STAGE_RANK = {"RequestReceived": 0, "ResponseStarted": 1, "Panic": 2, "ResponseComplete": 3}
-STARTED_OR_COMPLETED = ("ResponseStarted", "ResponseComplete")
-LEVEL_RANK = {"None": 0, "Metadata": 1, "Request": 2, "RequestResponse": 3}
-BODY_LEVELS = ("Request", "RequestResponse")
+from jobs.vocab import KIND_ANONYMOUS, KIND_HUMAN, KIND_SERVICE_ACCOUNT, KIND_SYSTEM, STAGE_RANK
 
-KIND_HUMAN = "human"
-KIND_SERVICE_ACCOUNT = "service_account"
-KIND_SYSTEM = "system_component"
-KIND_ANONYMOUS = "anonymous"
-USER_KINDS = (KIND_HUMAN, KIND_SERVICE_ACCOUNT, KIND_SYSTEM, KIND_ANONYMOUS)
 ANONYMOUS_USERS = ("system:anonymous",)
 SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
 DEFAULT_SYSTEM_PREFIXES = ("system:",)
@@ -24,27 +16,48 @@ DEFAULT_SYSTEM_PREFIXES = ("system:",)
 SHARED_ACCOUNTS = ("kubernetes-admin",)
 _REASON_USER_RE = r'to User "([^"]+)"'
 
-READ_VERBS = ("get", "list", "watch")
-WRITE_VERBS = ("create", "update", "patch", "delete", "deletecollection")
-BODY_VERBS = ("create", "update", "patch")
 UNKNOWN = "unknown"
 UNAUTHENTICATED = "(unauthenticated)"  # stands for a null user in lists of names
 
 # Groups served by kube-apiserver itself (plus metrics.k8s.io); everything else is a CRD or an
 # aggregated API and lands in crd_operations.
 BUILTIN_GROUPS = (
-    "", "admissionregistration.k8s.io", "apiextensions.k8s.io", "apiregistration.k8s.io",
-    "apps", "authentication.k8s.io", "authorization.k8s.io", "autoscaling", "batch",
-    "certificates.k8s.io", "coordination.k8s.io", "discovery.k8s.io", "events.k8s.io",
-    "extensions", "flowcontrol.apiserver.k8s.io", "internal.apiserver.k8s.io",
-    "networking.k8s.io", "node.k8s.io", "policy", "rbac.authorization.k8s.io", "resource.k8s.io",
-    "scheduling.k8s.io", "settings.k8s.io", "storage.k8s.io", "storagemigration.k8s.io",
-    "admission.k8s.io", "imagepolicy.k8s.io", "metrics.k8s.io",
+    "",
+    "admissionregistration.k8s.io",
+    "apiextensions.k8s.io",
+    "apiregistration.k8s.io",
+    "apps",
+    "authentication.k8s.io",
+    "authorization.k8s.io",
+    "autoscaling",
+    "batch",
+    "certificates.k8s.io",
+    "coordination.k8s.io",
+    "discovery.k8s.io",
+    "events.k8s.io",
+    "extensions",
+    "flowcontrol.apiserver.k8s.io",
+    "internal.apiserver.k8s.io",
+    "networking.k8s.io",
+    "node.k8s.io",
+    "policy",
+    "rbac.authorization.k8s.io",
+    "resource.k8s.io",
+    "scheduling.k8s.io",
+    "settings.k8s.io",
+    "storage.k8s.io",
+    "storagemigration.k8s.io",
+    "admission.k8s.io",
+    "imagepolicy.k8s.io",
+    "metrics.k8s.io",
 )
 
 
-def user_kind_col(user: Column, system_users: Sequence[str] = (),
-                  system_prefixes: Sequence[str] = DEFAULT_SYSTEM_PREFIXES) -> Column:
+def user_kind_col(
+    user: Column,
+    system_users: Sequence[str] = (),
+    system_prefixes: Sequence[str] = DEFAULT_SYSTEM_PREFIXES,
+) -> Column:
     """human, service_account, system_component or anonymous (null user = anonymous)."""
     is_system = F.lit(False)
     for prefix in system_prefixes:
@@ -59,11 +72,13 @@ def user_kind_col(user: Column, system_users: Sequence[str] = (),
     )
 
 
-def attributed_user_col(user: Column, authz_reason: Column,
-                        shared_accounts: Sequence[str] = SHARED_ACCOUNTS) -> Column:
+def attributed_user_col(
+    user: Column, authz_reason: Column, shared_accounts: Sequence[str] = SHARED_ACCOUNTS
+) -> Column:
     """The person behind a shared login (from ``to User "x"`` in the authz reason), else user."""
-    named = F.nullif(F.regexp_extract(F.coalesce(authz_reason, F.lit("")), _REASON_USER_RE, 1),
-                     F.lit(""))
+    named = F.nullif(
+        F.regexp_extract(F.coalesce(authz_reason, F.lit("")), _REASON_USER_RE, 1), F.lit("")
+    )
     return F.when(user.isin(*shared_accounts), F.coalesce(named, user)).otherwise(user)
 
 
@@ -73,15 +88,15 @@ def is_success_col(code: Column) -> Column:
 
 
 def is_failure_col(code: Column) -> Column:
-    """code >= 400 (the ACK alert's definition of a failed request)."""
+    """Code >= 400 (the ACK alert's definition of a failed request)."""
     return F.coalesce(code >= 400, F.lit(False))
 
 
 def status_class_col(code: Column) -> Column:
     """``1xx`` .. ``5xx``, else ``unknown``."""
-    return (F.when(code.between(100, 599),
-                   F.concat(F.floor(code / 100).cast("string"), F.lit("xx")))
-            .otherwise(F.lit(UNKNOWN)))
+    return F.when(
+        code.between(100, 599), F.concat(F.floor(code / 100).cast("string"), F.lit("xx"))
+    ).otherwise(F.lit(UNKNOWN))
 
 
 def local_day_col(ts: Column, timezone: str) -> Column:
@@ -94,13 +109,16 @@ def stage_rank_col(stage: Column) -> Column:
     rank = F.lit(-1)
     expr = None
     for name, value in STAGE_RANK.items():
-        expr = (F.when(stage == name, F.lit(value)) if expr is None
-                else expr.when(stage == name, F.lit(value)))
+        expr = (
+            F.when(stage == name, F.lit(value))
+            if expr is None
+            else expr.when(stage == name, F.lit(value))
+        )
     return expr.otherwise(rank) if expr is not None else rank
 
 
 def request_path_col(uri: Column) -> Column:
-    """requestURI without the query string."""
+    """RequestURI without the query string."""
     return F.substring_index(F.coalesce(uri, F.lit("")), "?", 1)
 
 

@@ -1,0 +1,120 @@
+"""Important events and the detections mart, over the week's request summary.
+
+``find_important_events`` returns one row per (detection, request) with the evidence pointer
+(evidence_sha256, line_no) of the request's last stage; ``summarise_detections`` gives one
+row per catalogue entry with its count and observability status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import reduce
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from jobs.detections.catalogue import CATALOGUE
+from jobs.detections.model import STATUS_NOT_OBSERVABLE, STATUS_OK
+from jobs.detections.predicates import exec_command_col, exec_container_col
+
+IMPORTANT_EVENT_COLUMNS = (
+    "detection_id", "severity", "finding_key", "request_received_ts", "day", "user_name",
+    "attributed_user", "user_kind", "impersonated_user", "client_ip", "source_ips",
+    "user_agent", "verb", "api_group", "resource", "subresource", "namespace", "object_name",
+    "request_uri", "response_code", "audit_id", "request_key", "master", "evidence_sha256",
+    "line_no", "pod", "container", "command",
+)  # fmt: skip
+
+
+def with_client_scope(requests_df: DataFrame, ip_info_df: DataFrame) -> DataFrame:
+    """Add ``client_is_public`` from a distinct-IP table (ip, is_public) by a broadcast join."""
+    scope_df = ip_info_df.select(
+        F.col("ip").alias("_ip"), F.col("is_public").alias("client_is_public")
+    )
+    return requests_df.join(
+        F.broadcast(scope_df), requests_df["client_ip"] == scope_df["_ip"], how="left"
+    ).drop("_ip")
+
+
+def request_predicates() -> dict[str, Column]:
+    """Detection id -> predicate over one request row, for every per-request detection."""
+    return {d.id: d.predicate() for d in CATALOGUE if d.predicate is not None}
+
+
+def _per_request(req_df: DataFrame) -> DataFrame:
+    hits = F.array(*[F.when(pred, F.lit(i)) for i, pred in request_predicates().items()])
+    return req_df.select(
+        "*", F.explode(F.filter(hits, lambda h: h.isNotNull())).alias("detection_id")
+    ).withColumn("finding_key", F.lit(None).cast("string"))
+
+
+def _severity() -> Column:
+    expr = None
+    for d in CATALOGUE:
+        hit = F.col("detection_id") == d.id
+        expr = F.when(hit, F.lit(d.severity)) if expr is None else expr.when(hit, d.severity)
+    return expr if expr is not None else F.lit(None)
+
+
+def find_important_events(requests_df: DataFrame, ip_info_df: DataFrame) -> DataFrame:
+    """Every catalogue detection over the request summary; IMPORTANT_EVENT_COLUMNS.
+
+    ``ip_info_df`` needs (ip, is_public) for the distinct client IPs. ``finding_key`` groups
+    the rows of windowed detections (per IP, per identity, per identity-day).
+    """
+    req_df = with_client_scope(requests_df, ip_info_df)
+    windowed = [d.finder(req_df, d) for d in CATALOGUE if d.finder is not None]
+    hits_df = reduce(DataFrame.unionByName, windowed, _per_request(req_df))
+    is_connect = F.col("subresource").isin("exec", "attach")
+    derived = ("severity", "pod", "container", "command")
+    return hits_df.select(
+        *[c for c in IMPORTANT_EVENT_COLUMNS if c not in derived],
+        _severity().alias("severity"),
+        F.when(is_connect, F.col("object_name")).alias("pod"),
+        F.when(is_connect, exec_container_col()).alias("container"),
+        F.when(F.col("subresource") == "exec", exec_command_col()).alias("command"),
+    ).select(*IMPORTANT_EVENT_COLUMNS)
+
+
+def summarise_detections(
+    important_df: DataFrame,
+    statuses: Mapping[str, str] | None = None,
+    bases: Mapping[str, str] | None = None,
+) -> DataFrame:
+    """One row per catalogue entry.
+
+    detection_id, severity, section, title, status, basis, requests (distinct requests; null when
+    not observable and nothing matched), findings (distinct finding keys: IPs, identities, identity-
+    days; else requests), position (catalogue order).
+    """
+    statuses, bases = statuses or {}, bases or {}
+    catalogue = F.array(
+        *[
+            F.struct(
+                F.lit(d.id).alias("detection_id"),
+                F.lit(d.severity).alias("severity"),
+                F.lit(d.section).alias("section"),
+                F.lit(d.title).alias("title"),
+                F.lit(statuses.get(d.id, STATUS_OK)).alias("status"),
+                F.lit(bases.get(d.id)).cast("string").alias("basis"),
+                F.lit(i).alias("position"),
+            )
+            for i, d in enumerate(CATALOGUE)
+        ]
+    )
+    catalogue_df = important_df.sparkSession.range(1).select(F.inline(catalogue))
+    counts_df = important_df.groupBy("detection_id").agg(
+        F.count_distinct("request_key").alias("n"),
+        F.count_distinct(F.coalesce("finding_key", "request_key")).alias("findings"),
+    )
+    joined_df = catalogue_df.join(counts_df, on="detection_id", how="left")
+    n = F.coalesce(F.col("n"), F.lit(0))
+    requests = F.when(
+        (F.col("status") == STATUS_NOT_OBSERVABLE) & (n == 0), F.lit(None).cast("long")
+    ).otherwise(n)
+    return joined_df.select(
+        "detection_id", "severity", "section", "title", "status", "basis",
+        requests.alias("requests"),
+        F.coalesce(F.col("findings"), F.lit(0)).alias("findings"),
+        "position",
+    )  # fmt: skip

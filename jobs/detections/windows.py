@@ -1,0 +1,125 @@
+"""Detections over many requests: rates, bursts, per-day counts, and the scanner match.
+
+Each finder takes the request summary (with ``client_is_public``) and its catalogue entry, whose
+``thresholds`` it reads, and returns the requests that make up a finding with ``detection_id``
+and ``finding_key``. ``failure_rate_crossed`` and ``scanner_agent_col`` are also what the
+source_ips mart flags with, so a flag and its detection cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from jobs.detections.predicates import client_is_public, human, ok, on, reads, sub
+
+if TYPE_CHECKING:
+    from jobs.detections.model import Detection
+
+SCANNER_AGENTS = (
+    "kube-hunter",
+    "trufflehog",
+    "azurehound",
+    "access_matrix",
+    "kubiscan",
+    "peirates",
+)
+
+
+def scanner_agent_col() -> Column:
+    """The user agent names a known cluster scanner (case-insensitive substring)."""
+    agent = F.lower(F.coalesce(F.col("user_agent"), F.lit("")))
+    scanner = F.lit(False)
+    for name in SCANNER_AGENTS:
+        scanner = scanner | agent.contains(name)
+    return scanner
+
+
+def failure_rate_crossed(
+    requests: Column, failures: Column, public: Column, thresholds: Mapping[str, float]
+) -> Column:
+    """A public IP with more than ``min_requests`` requests and more than ...
+
+    ... ``max_failure_rate`` of them failed (the ACK alert's thresholds).
+    """
+    return (
+        public
+        & (requests > thresholds["min_requests"])
+        & (failures > requests * thresholds["max_failure_rate"])
+    )
+
+
+def _found(df: DataFrame, det: Detection, key: Column) -> DataFrame:
+    return df.withColumns({"detection_id": F.lit(det.id), "finding_key": key})
+
+
+def auth_failures(req_df: DataFrame, det: Detection) -> DataFrame:
+    """Every 401 (keyed by client IP) and 403 (keyed by identity)."""
+    code = F.col("response_code")
+    key = F.when(
+        code == 401, F.concat(F.lit("ip:"), F.coalesce("client_ip", F.lit("-")))
+    ).otherwise(F.concat(F.lit("user:"), F.coalesce("attributed_user", F.lit("-"))))
+    return _found(req_df.filter(code.isin(401, 403)), det, key)
+
+
+def public_ip_failure_rate(req_df: DataFrame, det: Detection) -> DataFrame:
+    """Every request of a public client IP that crossed the failure-rate thresholds."""
+    per_ip = Window.partitionBy("client_ip")
+    requests = F.count(F.lit(1)).over(per_ip)
+    failures = F.sum(F.col("is_failure").cast("long")).over(per_ip)
+    crossed = failure_rate_crossed(F.col("_n"), F.col("_f"), F.lit(True), det.thresholds)
+    return _found(
+        req_df.filter(client_is_public())
+        .withColumns({"_n": requests, "_f": failures})
+        .filter(crossed)
+        .drop("_n", "_f"),
+        det,
+        F.concat(F.lit("ip:"), F.col("client_ip")),
+    )
+
+
+def denied_burst(req_df: DataFrame, det: Detection) -> DataFrame:
+    """Every 403 of an identity inside a window where it was denied on more than ...
+
+    ... ``distinct_uris`` URIs within ``seconds``.
+    """
+    t = F.unix_micros(F.col("request_received_ts"))
+    span = int(det.thresholds["seconds"]) * 1_000_000
+    by_user = Window.partitionBy("attributed_user").orderBy(t)
+    trailing = F.size(F.collect_set("request_uri").over(by_user.rangeBetween(-span, 0)))
+    denied_df = req_df.filter(
+        (F.col("response_code") == 403) & F.col("attributed_user").isNotNull()
+    ).withColumn("_trigger", (trailing > det.thresholds["distinct_uris"]).cast("int"))
+    in_burst = F.max("_trigger").over(by_user.rangeBetween(0, span))
+    return _found(
+        denied_df.withColumn("_in", in_burst).filter(F.col("_in") == 1).drop("_trigger", "_in"),
+        det,
+        F.concat(F.lit("user:"), F.col("attributed_user")),
+    )
+
+
+def secret_enumeration(req_df: DataFrame, det: Detection) -> DataFrame:
+    """Cluster-wide secret lists/watches by a human.
+
+    and all secret reads of a human on a local day when they named at least ``reads_per_day``
+    distinct secrets.
+    """
+    secrets_df = req_df.filter(on("", "secrets") & ok() & human() & reads() & sub(None))
+    cluster_wide = F.col("verb").isin("list", "watch") & (
+        F.coalesce(F.col("namespace"), F.lit("")) == ""
+    )
+    day = Window.partitionBy("attributed_user", "day")
+    named = F.when(
+        F.col("object_name").isNotNull() & (F.col("object_name") != ""),
+        F.concat_ws("/", "namespace", "object_name"),
+    )
+    distinct_read = F.size(F.collect_set(named).over(day))
+    flagged = cluster_wide | (distinct_read >= det.thresholds["reads_per_day"])
+    user = F.col("attributed_user")
+    key = F.when(cluster_wide, F.concat(F.lit("user:"), user, F.lit(" list:all"))).otherwise(
+        F.concat(F.lit("user:"), user, F.lit(" day:"), F.col("day").cast("string"))
+    )
+    return _found(secrets_df.withColumn("_flag", flagged).filter("_flag").drop("_flag"), det, key)

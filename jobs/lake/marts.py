@@ -1,0 +1,91 @@
+"""The marts store's one owner: ``<home>/marts/<cluster>/<week>/<mart>/`` and ``summary.json``.
+
+The weekly job writes here (Spark); the report and validation read here without Spark
+(pyarrow), so a PDF can be built on a machine that only has the marts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from jobs.settings import Layout
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame
+
+SUMMARY_FILE = "summary.json"
+
+
+def mart_dir(layout: Layout, cluster: str, week: str) -> Path:
+    """The folder holding one cluster's marts for one ISO week."""
+    return layout.marts(cluster, week)
+
+
+def _order(spec: str) -> Column:
+    from pyspark.sql import functions as F
+
+    return F.col(spec[1:]).desc_nulls_last() if spec.startswith("-") else F.col(spec).asc()
+
+
+def write_mart(df: DataFrame, path: Path, order_by: Sequence[str]) -> None:
+    """One Parquet dataset, overwritten, in one file sorted by ``order_by`` (stable output).
+
+    ``order_by`` holds column names; ``-name`` sorts descending.
+    """
+    (
+        df.repartition(1)
+        .sortWithinPartitions(*[_order(s) for s in order_by])
+        .write.mode("overwrite")
+        .parquet(str(path))
+    )
+
+
+def write_json(data: Any, path: Path) -> None:
+    """Write ``data`` as sorted, indented JSON, atomically (temp file + rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+            fh.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _utc(table: pa.Table) -> pa.Table:
+    # Spark stores instants without a zone; saying UTC here makes the rows aware datetimes.
+    for i, field in enumerate(table.schema):
+        if pa.types.is_timestamp(field.type) and field.type.tz is None:
+            column = table.column(i).cast(pa.timestamp("us")).cast(pa.timestamp("us", tz="UTC"))
+            table = table.set_column(i, field.name, column)
+    return table
+
+
+def read_mart_rows(week_dir: Path, name: str) -> list[dict[str, Any]]:
+    """The rows of mart ``name`` in ``week_dir``, in file order (the order it was written in).
+
+    Timestamps come back as UTC-aware datetimes. Raises FileNotFoundError when the mart is
+    missing.
+    """
+    path = week_dir / name
+    if not path.is_dir():
+        raise FileNotFoundError(f"mart {name!r} not found in {week_dir}")
+    table = pq.read_table(path, coerce_int96_timestamp_unit="us")
+    rows: list[dict[str, Any]] = _utc(table).to_pylist()
+    return rows
+
+
+def read_summary(week_dir: Path) -> dict[str, Any]:
+    """``summary.json`` of one week's marts."""
+    data: dict[str, Any] = json.loads((week_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
+    return data

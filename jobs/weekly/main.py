@@ -1,0 +1,147 @@
+"""kaudit report: the weekly marts and summary.json of one cluster and ISO week.
+
+Wiring only: load the policy and compute the week window once, read the week's events,
+summarise requests, look up the distinct client IPs on the driver (scope + geo), decide
+detection observability, compute the marts, write them as
+``<home>/marts/<cluster>/<week>/<mart>/`` (Parquet, overwrite) and ``summary.json`` last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+
+from jobs.detections.findings import find_important_events, summarise_detections
+from jobs.detections.observability import observability_for_week, policy_source
+from jobs.geo.reader import IP_INFO_FIELDS, GeoReader, ip_info
+from jobs.lake.events import read_events
+from jobs.lake.marts import SUMMARY_FILE, mart_dir, write_json, write_mart
+from jobs.policy.checks import summarise_policy_findings, summarise_policy_fit
+from jobs.policy.loader import load_default_policy, load_policy
+from jobs.policy.model import Policy
+from jobs.settings import Config, Layout
+from jobs.weekly import identities, marts
+from jobs.weekly.identities import IP_INFO_SCHEMA
+from jobs.weekly.requests import filter_window, summarise_requests
+from jobs.weekly.summary import build_summary, iso_week_window
+
+SUMMARY_MARTS = (
+    "overview", "detections", "source_ips", "users", "crd_operations", "resource_operations",
+    "policy_findings", "policy_fit",
+)  # fmt: skip
+# mart name -> sort order of its single Parquet file ("-col" = descending)
+MART_ORDER: dict[str, tuple[str, ...]] = {
+    "overview": ("dimension", "key"),
+    "important_events": ("detection_id", "request_received_ts", "request_key", "finding_key"),
+    "detections": ("position",),
+    "resource_operations": ("category", "api_group", "resource", "operation"),
+    "resource_detail": ("category", "api_group", "resource", "facet", "key"),
+    "resource_detail_operations": ("request_received_ts", "audit_id", "evidence_sha256", "line_no"),
+    "source_ips": ("-requests", "ip"),
+    "users": ("-requests", "user"),
+    "impersonation": ("user_name", "attributed_user", "impersonated_user"),
+    "crd_operations": ("api_group", "resource", "verb", "user"),
+    "policy_findings": ("master", "-events", "check", "rule"),
+    "policy_fit": ("master",),
+}
+GeoFactory = Callable[[], GeoReader]
+
+
+def build_ip_info(spark: SparkSession, requests_df: DataFrame, geo: GeoReader) -> DataFrame:
+    """The distinct-IP table (IP_INFO_SCHEMA), classified and geo-located on the driver."""
+    ips = [r["ip"] for r in identities.select_client_ips(requests_df).collect()]
+    rows = [tuple(info[f] for f in IP_INFO_FIELDS) for info in ip_info(ips, geo)]
+    return spark.createDataFrame(rows, IP_INFO_SCHEMA)
+
+
+def _marts(
+    requests_df: DataFrame,
+    week_df: DataFrame,
+    ip_info_df: DataFrame,
+    important_df: DataFrame,
+    observability: tuple[dict[str, str], dict[str, str]],
+    policy: Policy,
+) -> dict[str, DataFrame]:
+    return {
+        "overview": marts.summarise_overview(requests_df),
+        "important_events": important_df,
+        "detections": summarise_detections(important_df, *observability),
+        "resource_operations": marts.summarise_resource_operations(requests_df),
+        "resource_detail": marts.summarise_resource_detail(requests_df),
+        "resource_detail_operations": marts.select_resource_operation_list(requests_df),
+        "source_ips": identities.summarise_source_ips(requests_df, ip_info_df),
+        "users": identities.summarise_users(requests_df),
+        "impersonation": identities.summarise_impersonation(requests_df),
+        "crd_operations": marts.summarise_crd_operations(requests_df),
+        # conformance of the week's events to the cluster's audit policy
+        "policy_findings": summarise_policy_findings(week_df, policy),
+        "policy_fit": summarise_policy_fit(week_df, policy),
+    }
+
+
+def _write(
+    spark: SparkSession, df: DataFrame, path: Path, name: str
+) -> list[dict[str, Any]] | None:
+    """Write one mart; return its rows, read back, when summary.json needs them."""
+    write_mart(df, path, MART_ORDER[name])
+    if name not in SUMMARY_MARTS:
+        return None
+    return [r.asDict() for r in spark.read.parquet(str(path)).collect()]
+
+
+def run(
+    spark: SparkSession,
+    config: Config,
+    layout: Layout,
+    week: str,
+    geo_factory: GeoFactory | None = None,
+) -> dict[str, Any]:
+    """Compute and write the marts of ``config.cluster`` for ISO ``week``; return the summary.
+
+    Raises WeekError for a bad ``week``, PolicyError for a bad policy file and GeoError for a
+    configured geo database that cannot be opened (all UsageError).
+    """
+    window = iso_week_window(week, config.timezone)
+    policy = load_policy(config.policy) if config.policy else load_default_policy()
+    report = config.report
+    week_df = filter_window(read_events(spark, layout), config.cluster, *window)
+    week_df = week_df.persist(StorageLevel.MEMORY_AND_DISK)
+    requests_df = summarise_requests(
+        week_df,
+        timezone=config.timezone,
+        system_users=report.system_users,
+        system_prefixes=report.system_user_prefixes,
+        trusted_proxies=report.trusted_proxies,
+    ).persist(StorageLevel.MEMORY_AND_DISK)
+    geo = (geo_factory or (lambda: GeoReader.from_config(report.geoip.city, report.geoip.asn)))()
+    important_df: DataFrame | None = None
+    try:
+        with geo:
+            ip_info_df = build_ip_info(spark, requests_df, geo)
+            geoip = geo.describe()
+        observability = observability_for_week(spark, week_df, policy, policy_source(config.policy))
+        important_df = find_important_events(requests_df, ip_info_df).persist(
+            StorageLevel.MEMORY_AND_DISK
+        )  # one mart, and the detection counts
+        out = mart_dir(layout, config.cluster, week)
+        frames = _marts(requests_df, week_df, ip_info_df, important_df, observability, policy)
+        written = {name: _write(spark, df, out / name, name) for name, df in frames.items()}
+        collected = {name: rows for name, rows in written.items() if rows is not None}
+        summary = build_summary(
+            cluster=config.cluster,
+            week=week,
+            timezone=config.timezone,
+            window=window,
+            geoip=geoip,
+            **collected,
+        )
+        write_json(summary, out / SUMMARY_FILE)
+        return summary
+    finally:
+        for cached in (important_df, requests_df, week_df):
+            if cached is not None:
+                cached.unpersist()
