@@ -144,6 +144,26 @@ class ValidationConfig:
 
 
 @dataclass(frozen=True)
+class DetectionsConfig:
+    """The cluster's own allow-lists and threat data; a list left out is "not configured"."""
+
+    allowed_users: tuple[str, ...] | None = None  # users or "group:<name>" acting as humans
+    allowed_registries: tuple[str, ...] | None = None  # image registry prefixes
+    allowed_namespaces: tuple[str, ...] | None = None  # names or fnmatch patterns
+    threat_lists: tuple[Path, ...] = ()  # files of IPs/CIDRs, one a line, '#' comments
+    hosting_asns: bool = True  # flag IPs whose ASN is on the curated hosting/VPN list
+    alert: tuple[str, ...] = ()  # detection ids that also alert hourly
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """When the Airflow DAGs run (cron expressions or Airflow presets)."""
+
+    collect_ingest: str = "@hourly"
+    weekly_report: str = "0 6 * * 1"  # Monday 06:00 in the config's time zone
+
+
+@dataclass(frozen=True)
 class Config:
     """One cluster's config file, validated."""
 
@@ -154,6 +174,8 @@ class Config:
     report: ReportConfig = field(default_factory=ReportConfig)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
+    detections: DetectionsConfig = field(default_factory=DetectionsConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     spark_master: str | None = None
     path: Path | None = None
 
@@ -200,6 +222,15 @@ _EMAIL_KEYS = {
 }
 _WEBHOOK_KEYS = {"url", "format", "secret_env"}
 _VALIDATION_KEYS = {"quarantine_warn_share"}
+_DETECTIONS_KEYS = {
+    "allowed_users",
+    "allowed_registries",
+    "allowed_namespaces",
+    "threat_lists",
+    "hosting_asns",
+    "alert",
+}
+_SCHEDULE_KEYS = {"collect_ingest", "weekly_report"}
 
 
 class _Problems:
@@ -413,6 +444,41 @@ def _parse_validation(p: _Problems, raw: Any) -> ValidationConfig:
     return ValidationConfig(quarantine_warn_share=float(share))
 
 
+def _optional_list(p: _Problems, key: str, data: dict[str, Any]) -> tuple[str, ...] | None:
+    name = key.rsplit(".", 1)[-1]
+    return _str_list(p, key, data[name]) if data.get(name) is not None else None
+
+
+def _parse_detections(p: _Problems, raw: Any, base: Path) -> DetectionsConfig:
+    data = p.mapping("detections", raw, _DETECTIONS_KEYS)
+    lists = _str_list(p, "detections.threat_lists", data.get("threat_lists"))
+    paths = tuple(
+        x
+        for i, v in enumerate(lists)
+        if (x := _path(p, base, f"detections.threat_lists[{i}]", v)) is not None
+    )
+    hosting = data.get("hosting_asns", True)
+    if not isinstance(hosting, bool):
+        p.add("detections.hosting_asns", f"{hosting!r} is not true or false")
+        hosting = True
+    return DetectionsConfig(
+        allowed_users=_optional_list(p, "detections.allowed_users", data),
+        allowed_registries=_optional_list(p, "detections.allowed_registries", data),
+        allowed_namespaces=_optional_list(p, "detections.allowed_namespaces", data),
+        threat_lists=paths,
+        hosting_asns=hosting,
+        alert=_str_list(p, "detections.alert", data.get("alert")),
+    )
+
+
+def _parse_schedule(p: _Problems, raw: Any) -> ScheduleConfig:
+    data = p.mapping("schedule", raw, _SCHEDULE_KEYS)
+    for key, value in data.items():
+        if not _is_str(value):
+            p.add(f"schedule.{key}", "a cron expression or an Airflow preset such as @hourly")
+    return ScheduleConfig(**{k: v for k, v in data.items() if _is_str(v)})
+
+
 def parse_config(data: Any, base: Path, path: Path | None = None) -> Config:
     """Validate a parsed config mapping; relative paths resolve against ``base``.
 
@@ -456,6 +522,8 @@ def parse_config(data: Any, base: Path, path: Path | None = None) -> Config:
         report=_parse_report(p, top.get("report"), base),
         delivery=_parse_delivery(p, top.get("delivery")),
         validation=_parse_validation(p, top.get("validation")),
+        detections=_parse_detections(p, top.get("detections"), base),
+        schedule=_parse_schedule(p, top.get("schedule")),
         spark_master=spark_master if _is_str(spark_master) else None,
         path=path,
     )

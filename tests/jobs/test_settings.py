@@ -96,3 +96,19 @@ def test_missing_home_is_an_error_naming_it(tmp_path):
     assert str(tmp_path / "typo") in str(err.value)
     (tmp_path / "home" / "custody").mkdir(parents=True)
     assert existing_home(tmp_path / "home") == (tmp_path / "home").resolve()
+
+
+def test_detection_lists_absent_are_not_configured(tmp_path):
+    cfg = load_config(_write(tmp_path, "cluster: c\nmasters: [{name: a, source: 'file:///x'}]\n"))
+    assert cfg.detections.allowed_users is None and cfg.detections.allowed_registries is None
+    cfg = load_config(_write(tmp_path, """
+cluster: c
+masters: [{name: a, source: 'file:///x'}]
+detections: {allowed_users: [alice, 'group:ops'], allowed_namespaces: [], threat_lists: [tor.txt],
+             alert: [secret-read]}
+schedule: {collect_ingest: '*/30 * * * *'}
+"""))
+    assert cfg.detections.allowed_users == ("alice", "group:ops")
+    assert cfg.detections.allowed_namespaces == ()
+    assert cfg.detections.threat_lists == (tmp_path / "tor.txt",)
+    assert cfg.schedule.collect_ingest == "*/30 * * * *" and cfg.schedule.weekly_report
