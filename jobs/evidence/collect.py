@@ -4,27 +4,34 @@ A master's source lists entries (name, size, mtime); every regular file matching
 pattern that the store does not hold yet is copied byte for byte, hashed, stored read-only
 and given a custody record. The active file (the one whose name is not a rotated backup) is
 copied up to its last complete line. Symlinks, directories, devices and names with a path
-separator are never followed. A source that cannot be listed is recorded as a collection
-failure for that master; the other masters are still collected.
+separator are never followed: each is recorded in custody with the reason, as is a file that
+cannot be read. A source that cannot be listed is recorded as a collection failure for that
+master; the other masters are still collected.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import BinaryIO
+from typing import Any, BinaryIO, cast
 
 from jobs.evidence.custody import (
     CollectedRecord,
     CustodyRecord,
+    FileSkippedRecord,
+    FileUnreadableRecord,
     append_custody,
     collected,
+    named,
+    now,
     read_custody,
 )
+from jobs.evidence.names import display_name, os_name
 from jobs.evidence.sources import Entry, open_source
 from jobs.evidence.store import store_stream
 from jobs.settings import Config, Layout, MasterConfig
@@ -35,7 +42,10 @@ BACKUP_RE = re.compile(
 )
 
 CustodyKey = tuple[str, str, str, int, int]
-"""(cluster, master, file name, listed size, mtime_ns): one listed version of a file."""
+"""(cluster, master, file name as os lists it, listed size, mtime_ns): one version of a file."""
+
+COMPRESSING = "compression in progress (uncompressed twin present)"
+"""The one skip that is not a refusal: the file is taken once compressed."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,16 @@ class MasterResult:
     unchanged: int = 0
     skipped: tuple[Skipped, ...] = ()
     failure: str | None = None
+
+    @property
+    def refused(self) -> tuple[Skipped, ...]:
+        """Files collect could not take (recorded in custody); not those it takes later."""
+        return tuple(s for s in self.skipped if s.reason != COMPRESSING)
+
+    @property
+    def complete(self) -> bool:
+        """The master was listed and every file it had was taken (or is taken later)."""
+        return self.failure is None and not self.refused
 
 
 def rotation_time(name: str) -> datetime | None:
@@ -99,17 +119,13 @@ def select_entries(entries: list[Entry], pattern: str) -> Iterator[tuple[Entry, 
         elif not e.regular:
             yield e, "not a regular file (symlinks are never followed)"
         elif e.name.endswith(".gz") and e.name[:-3] in names and rotation_time(e.name):
-            yield e, "compression in progress (uncompressed twin present)"
+            yield e, COMPRESSING
         else:
             yield e, None
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
 def _custody_key(rec: CollectedRecord) -> CustodyKey:
-    return (rec["cluster"], rec["master"], rec["file_name"], rec["source_size"], rec["mtime_ns"])
+    return (rec["cluster"], rec["master"], os_name(rec), rec["source_size"], rec["mtime_ns"])
 
 
 def _known(layout: Layout) -> set[CustodyKey]:
@@ -123,7 +139,7 @@ def _store(
     with fh:
         stored = store_stream(layout, fh, limit=entry.size, complete_lines_only=active)
     rot = rotation_time(entry.name)
-    return {
+    record: CollectedRecord = {
         "record_type": "collected",
         "cluster": config.cluster,
         "master": master.name,
@@ -134,12 +150,13 @@ def _store(
         "mtime_ns": entry.mtime_ns,
         "mtime": datetime.fromtimestamp(entry.mtime_ns / 1e9, UTC).isoformat(),
         "sha256": stored.sha256,
-        "collected_at": _now(),
+        "collected_at": now(),
         "active": active,
         "rotated_at": rot.isoformat(timespec="milliseconds") if rot else None,
         "dropped_partial_bytes": stored.dropped_partial_bytes,
         "new_content": stored.is_new,
     }
+    return named(record, entry.name)
 
 
 def collect_master(
@@ -158,14 +175,14 @@ def collect_master(
     except (OSError, NotImplementedError) as exc:
         if source is not None:
             source.close()
-        msg = f"{type(exc).__name__}: {getattr(exc, 'strerror', None) or exc}"
+        msg = _listing_failure(master, exc)
         failure: CustodyRecord = {
             "record_type": "collection_failure",
             "cluster": config.cluster,
             "master": master.name,
             "source_uri": master.source,
             "error": msg,
-            "at": _now(),
+            "at": now(),
         }
         append_custody(layout, [failure])
         return MasterResult(master.name, failure=msg)
@@ -176,7 +193,9 @@ def collect_master(
     try:
         for entry, skip in select_entries(entries, master.pattern):
             if skip:
-                skipped.append(Skipped(entry.name, skip))
+                skipped.append(Skipped(display_name(os.fsencode(entry.name)), skip))
+                if skip != COMPRESSING:
+                    problems.append(_not_taken(config, master, entry, skip, unreadable=False))
                 continue
             if (config.cluster, master.name, entry.name, entry.size, entry.mtime_ns) in known:
                 unchanged += 1
@@ -184,19 +203,9 @@ def collect_master(
             try:
                 fh = source.open(entry)
             except (OSError, ValueError) as exc:
-                reason = f"unreadable: {exc}"
-                skipped.append(Skipped(entry.name, reason))
-                problems.append(
-                    {
-                        "record_type": "file_unreadable",
-                        "cluster": config.cluster,
-                        "master": master.name,
-                        "source_uri": master.source,
-                        "file_name": entry.name,
-                        "error": reason,
-                        "at": _now(),
-                    }
-                )
+                reason = f"unreadable: {getattr(exc, 'strerror', None) or exc}"
+                skipped.append(Skipped(display_name(os.fsencode(entry.name)), reason))
+                problems.append(_not_taken(config, master, entry, reason, unreadable=True))
                 continue
             records.append(_store(config, master, entry, fh, layout))
     finally:
@@ -212,6 +221,33 @@ def collect_master(
         unchanged=unchanged + len(records) - written,
         skipped=tuple(skipped),
     )
+
+
+def _not_taken(
+    config: Config, master: MasterConfig, entry: Entry, reason: str, unreadable: bool
+) -> CustodyRecord:
+    """The custody record of a listed file collect did not take, with the reason."""
+    # one body, two record types: the unreadable record keeps its original "error" key
+    body: dict[str, Any] = {
+        "cluster": config.cluster,
+        "master": master.name,
+        "source_uri": master.source,
+        "file_name": entry.name,
+        "at": now(),
+    }
+    if unreadable:
+        body |= {"record_type": "file_unreadable", "error": reason}
+        return named(cast(FileUnreadableRecord, body), entry.name)
+    body |= {"record_type": "file_skipped", "reason": reason}
+    return named(cast(FileSkippedRecord, body), entry.name)
+
+
+def _listing_failure(master: MasterConfig, exc: Exception) -> str:
+    """Why a master could not be listed, naming the directory (never a Python class name)."""
+    if isinstance(exc, NotImplementedError):
+        return str(exc)
+    where = master.local_path if master.scheme == "file" else master.source
+    return f"cannot list {where}: {getattr(exc, 'strerror', None) or exc}"
 
 
 def collect(config: Config, layout: Layout, parallel: int = 4) -> list[MasterResult]:

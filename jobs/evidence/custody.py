@@ -5,6 +5,11 @@ Each record carries ``prev`` (the previous record's ``record_sha256``) and its o
 (:func:`verify_custody`). Appends take an exclusive ``flock`` on the log, so collections of
 different masters, in threads or in separate processes (Airflow mapped tasks), cannot
 interleave or corrupt records.
+
+Each append also rewrites the head, ``custody/head.json`` (record count, last record hash,
+time), atomically under the same lock. The head is copied into every ledger commit and every
+report manifest, so a chain cut at its tail (or rewritten) disagrees with what was published
+from it. File names are stored losslessly (:mod:`jobs.evidence.names`).
 """
 
 from __future__ import annotations
@@ -14,11 +19,12 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Literal, NotRequired, TypedDict, cast
+from typing import IO, Any, Literal, NotRequired, TypedDict, TypeGuard, TypeVar, cast
 
-from jobs.evidence.store import evidence_path, hash_file
+from jobs.evidence.names import name_fields
 from jobs.settings import Layout
 
 GENESIS = "0" * 64
@@ -37,7 +43,8 @@ class CollectedRecord(_Record):
     """A file copied into the store (``record_type`` "collected")."""
 
     record_type: Literal["collected"]
-    file_name: str
+    file_name: str  # display form, valid UTF-8 (jobs.evidence.names)
+    file_name_b64: NotRequired[str]  # the raw name, when it is not valid UTF-8
     size: int  # bytes stored
     source_size: int  # bytes listed on the master
     mtime_ns: int
@@ -63,12 +70,72 @@ class FileUnreadableRecord(_Record):
 
     record_type: Literal["file_unreadable"]
     file_name: str
+    file_name_b64: NotRequired[str]
     error: str
     at: str
 
 
-CustodyRecord = CollectedRecord | CollectionFailureRecord | FileUnreadableRecord
+class FileSkippedRecord(_Record):
+    """A listed file collect refused to take (symlink, not a regular file, unsafe name)."""
+
+    record_type: Literal["file_skipped"]
+    file_name: str
+    file_name_b64: NotRequired[str]
+    reason: str
+    at: str
+
+
+class EvidenceAlteredRecord(_Record):
+    """An evidence file whose bytes no longer hash to its name: ingest refused it."""
+
+    record_type: Literal["evidence_altered"]
+    file_name: str
+    file_name_b64: NotRequired[str]
+    path: str
+    expected_sha256: str
+    actual_sha256: str
+    at: str
+
+
+CustodyRecord = (
+    CollectedRecord
+    | CollectionFailureRecord
+    | FileUnreadableRecord
+    | FileSkippedRecord
+    | EvidenceAlteredRecord
+)
 """One line of the custody log; ``record_type`` tells which."""
+
+
+NamedRecord = TypeVar(
+    "NamedRecord", CollectedRecord, FileUnreadableRecord, FileSkippedRecord, EvidenceAlteredRecord
+)
+
+
+def named(record: NamedRecord, name: str) -> NamedRecord:
+    """``record`` with ``file_name``/``file_name_b64`` set losslessly from ``name`` as os lists it.
+
+    Records are built with the os name and pass through here before they are written: a
+    lone surrogate never reaches the log.
+    """
+    fields = name_fields(name)
+    record["file_name"] = fields["file_name"]
+    if "file_name_b64" in fields:
+        record["file_name_b64"] = fields["file_name_b64"]
+    return record
+
+
+class CustodyHead(TypedDict):
+    """What the chain held at its last append: ``custody/head.json``."""
+
+    count: int
+    last_record_sha256: str
+    updated_at: str
+
+
+def now() -> str:
+    """The current UTC time as custody records write it."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def collected(records: Sequence[CustodyRecord]) -> list[CollectedRecord]:
@@ -118,6 +185,13 @@ def append_custody(
     with _locked(layout.custody) as fh:
         _repair_torn_tail(fh)
         held = _records(fh)
+        # a head the chain no longer holds (or a damaged one) is kept as it is: advancing it
+        # would hide the cut; verify names it
+        try:
+            published = read_head(layout)
+            keep_head = published is not None and head_disagreement(held, published) is not None
+        except ValueError:
+            published, keep_head = None, True
         prev = held[-1]["record_sha256"] if held else GENESIS
         if skip_if_known is not None:
             keys = {skip_if_known(r) for r in collected(held)}
@@ -134,7 +208,74 @@ def append_custody(
             out.append(sealed)
         fh.flush()
         os.fsync(fh.fileno())
+        if not keep_head and (out or published is None) and held + out:
+            _write_head(layout, len(held) + len(out), prev)
     return out
+
+
+def head_path(layout: Layout) -> Path:
+    """``<home>/custody/head.json``, beside the log."""
+    return layout.custody.parent / "head.json"
+
+
+def read_head(layout: Layout) -> CustodyHead | None:
+    """The custody head (copy it into whatever is published from the chain); None if none yet.
+
+    Raises:
+        ValueError: the head file is not a head (damaged); verify reports it too.
+    """
+    path = head_path(layout)
+    try:
+        body = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: unreadable custody head ({exc})") from exc
+    if not is_head(body):
+        raise ValueError(f"{path}: not a custody head")
+    return cast(CustodyHead, body)
+
+
+def is_head(body: object) -> TypeGuard[Mapping[str, Any]]:
+    """True for a dict shaped like a :class:`CustodyHead`."""
+    return (
+        isinstance(body, dict)
+        and isinstance(body.get("count"), int)
+        and isinstance(body.get("last_record_sha256"), str)
+    )
+
+
+def head_disagreement(records: Sequence[Mapping[str, Any]], head: Mapping[str, Any]) -> str | None:
+    """Why a chain does not hold a head (truncated or rewritten), or None when it does.
+
+    A chain longer than the head agrees: records appended since are not covered by it.
+    """
+    count, last = head["count"], head["last_record_sha256"]
+    if count > len(records):
+        return f"names {count} custody records, the chain has {len(records)} (truncated chain)"
+    if count > 0 and records[count - 1].get("record_sha256") != last:
+        return (
+            f"names record {count} as {last}, the chain has "
+            f"{records[count - 1].get('record_sha256')} (rewritten chain)"
+        )
+    return None
+
+
+def _write_head(layout: Layout, count: int, last: str) -> None:
+    """Temp file, fsync, rename, fsync the directory: a head is whole or the previous one."""
+    path = head_path(layout)
+    tmp = path.with_name(f".head.{os.getpid()}.tmp")
+    body: CustodyHead = {"count": count, "last_record_sha256": last, "updated_at": now()}
+    with open(tmp, "wb") as fh:
+        fh.write(json.dumps(body, sort_keys=True).encode() + b"\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _records(fh: IO[bytes]) -> list[CustodyRecord]:
@@ -183,10 +324,9 @@ def read_custody(layout: Layout) -> list[CustodyRecord]:
     return cast(list[CustodyRecord], _read_lines(layout))
 
 
-def verify_custody(layout: Layout) -> list[str]:
-    """Problems in the custody chain and the store; empty when everything verifies."""
+def chain_problems(layout: Layout) -> tuple[list[dict[str, Any]], list[str]]:
+    """The complete records as on disk, and the problems of the chain (torn, broken, altered)."""
     problems = []
-    checked: set[str] = set()
     prev = GENESIS
     if layout.custody.exists():
         with open(layout.custody, "rb") as fh:
@@ -196,18 +336,12 @@ def verify_custody(layout: Layout) -> list[str]:
                 except json.JSONDecodeError:
                     problems.append(f"custody line {n}: torn record (a crash during an append)")
     # raw dicts: the hash covers exactly what is on disk, whatever its fields
-    for i, rec in enumerate(_read_lines(layout), start=1):
+    records = _read_lines(layout)
+    for i, rec in enumerate(records, start=1):
         body = {k: v for k, v in rec.items() if k != "record_sha256"}
         if rec.get("prev") != prev:
             problems.append(f"custody record {i}: chain broken (prev does not match)")
         if hashlib.sha256(_canonical(body)).hexdigest() != rec.get("record_sha256"):
             problems.append(f"custody record {i}: record altered (hash mismatch)")
         prev = rec.get("record_sha256", "")
-        if rec.get("record_type") == "collected" and rec["sha256"] not in checked:
-            checked.add(rec["sha256"])
-            path = evidence_path(layout, rec["sha256"])
-            if not path.exists():
-                problems.append(f"custody record {i}: evidence {rec['sha256']} missing")
-            elif hash_file(path) != rec["sha256"]:
-                problems.append(f"custody record {i}: evidence {rec['sha256']} altered")
-    return problems
+    return records, problems

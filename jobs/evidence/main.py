@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from jobs.evidence.collect import MasterResult, collect
-from jobs.evidence.custody import verify_custody
-from jobs.settings import Config, Layout
+from jobs.evidence.verify import VerifyResult, verify_home
+from jobs.settings import Config, Layout, existing_home
 
 
 def run_collect(config: Config, layout: Layout, parallel: int = 4) -> list[MasterResult]:
@@ -12,6 +12,11 @@ def run_collect(config: Config, layout: Layout, parallel: int = 4) -> list[Maste
     return collect(config, layout, parallel=parallel)
 
 
-def run_verify(layout: Layout) -> list[str]:
-    """Problems in the custody chain or the evidence store; empty when all verifies."""
-    return verify_custody(layout)
+def run_verify(layout: Layout) -> VerifyResult:
+    """Verify the custody chain, the evidence store and every custody head of the home.
+
+    Raises:
+        HomeError: the home does not exist ("no kaudit home at PATH").
+    """
+    existing_home(layout.home)
+    return verify_home(layout)

@@ -18,6 +18,7 @@ from jobs.settings import Layout
 
 CHUNK = 1 << 20
 READ_ONLY = 0o444
+INCOMING = ".incoming"  # copies in progress, under evidence/: not evidence yet
 
 
 class Readable(Protocol):
@@ -73,7 +74,7 @@ def store_stream(
     Returns:
         What was stored.
     """
-    incoming = layout.evidence / ".incoming"
+    incoming = layout.evidence / INCOMING
     incoming.mkdir(parents=True, exist_ok=True)
     tmp = incoming / f"{os.getpid()}-{id(src)}-{os.urandom(4).hex()}"
     try:

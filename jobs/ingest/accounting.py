@@ -101,6 +101,7 @@ def ledger_entries(
                 quarantined=c.quarantined,
                 blank=c.blank,
                 run_id=run_id,
+                file_b64=m.get("file_name_b64"),
             )
         )
     return entries

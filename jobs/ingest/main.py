@@ -1,7 +1,8 @@
 """``kaudit ingest``: every evidence file not yet ingested -> lake events, quarantine, duplicates.
 
 Wiring only. Under the lake lock (see :mod:`jobs.lake.runs` for the commit protocol): roll
-back uncommitted runs; frame the pending evidence files; classify their lines with Spark and
+back uncommitted runs; frame (and re-hash) the pending evidence files, refusing and recording
+in custody those whose bytes no longer hash to their name; classify their lines with Spark and
 stage them; check that the staged buckets add up to the framed lines (else commit nothing);
 move the staged files into the lake; commit the ledger.
 """
@@ -15,7 +16,7 @@ from pyspark.sql import SparkSession
 
 from jobs.ingest.accounting import ledger_entries, staged_counts
 from jobs.ingest.lines import classified_rows, one_file_per_partition
-from jobs.ingest.preflight import frame_pending, pending_files
+from jobs.ingest.preflight import Refused, frame_pending, pending_files, record_refusals
 from jobs.lake.ledger import LedgerEntry
 from jobs.lake.runs import (
     commit_run,
@@ -38,12 +39,16 @@ class IngestResult:
         files: the run's ledger entries, one per evidence file.
         rolled_back_files: lake files of uncommitted runs deleted first.
         seconds: time from framing to commit.
+        refused: evidence files not ingested because their bytes no longer hash to their
+            name and custody record (recorded in custody as "evidence_altered"); the CLI
+            exits with EXIT_DATA when there is any.
     """
 
     run_id: str | None
     files: tuple[LedgerEntry, ...]
     rolled_back_files: int
     seconds: float = 0.0
+    refused: tuple[Refused, ...] = ()
 
 
 def run(
@@ -61,7 +66,12 @@ def run(
             return IngestResult(None, (), rolled_back)
         started = time.monotonic()
         meta = {r["sha256"]: r for r in pending}
-        framed = frame_pending(layout, pending, staging_dir(layout, run_id) / "plain")
+        preflight = frame_pending(layout, pending, staging_dir(layout, run_id) / "plain")
+        refused = tuple(preflight.refused)
+        record_refusals(layout, refused)
+        framed = preflight.framed
+        if not framed:
+            return IngestResult(None, (), rolled_back, refused=refused)
         staged = None
         with one_file_per_partition(spark, framed):
             rows = classified_rows(spark, layout, framed, meta, max_line_bytes)
@@ -72,5 +82,5 @@ def run(
         move_staged(layout, run_id)
         commit_run(layout, run_id, entries)
         return IngestResult(
-            run_id, tuple(entries), rolled_back, round(time.monotonic() - started, 3)
+            run_id, tuple(entries), rolled_back, round(time.monotonic() - started, 3), refused
         )

@@ -1,7 +1,9 @@
 """Before Spark: which evidence files are pending, and the framing facts Spark cannot give.
 
 Pending files are those custody records and no committed ingest run holds. Framing gives
-what Spark's text source cannot: line counts and gzip damage.
+what Spark's text source cannot: line counts and gzip damage. It also re-hashes every file in
+the same read: a file whose bytes no longer hash to its name (and custody record) is refused,
+not framed.
 
 Plain files are counted (newlines, plus a final line without one). Gzip files are
 decompressed here, bounded, into a staging file that Spark then reads: a truncated or
@@ -11,12 +13,23 @@ one quarantined line (reason ``gzip_truncated``) so that nothing is silently los
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
-from jobs.evidence.custody import CollectedRecord, collected, read_custody
+from jobs.evidence.custody import (
+    CollectedRecord,
+    EvidenceAlteredRecord,
+    append_custody,
+    collected,
+    named,
+    now,
+    read_custody,
+)
+from jobs.evidence.names import os_name
 from jobs.evidence.store import evidence_path
 from jobs.ingest.errors import IngestError
 from jobs.lake.ledger import ingested_evidence
@@ -53,18 +66,66 @@ class Framed:
     compressed: bool
     damage: str | None = None  # gzip problem, if any
     damage_tail: bytes = b""  # the partial line at the point of damage
+    actual_sha256: str = ""  # the evidence file's bytes as framed; "" when not hashed
+
+
+@dataclass(frozen=True)
+class Refused:
+    """An evidence file whose bytes no longer hash to its name and custody record."""
+
+    path: Path
+    expected_sha256: str
+    actual_sha256: str
+    record: CollectedRecord
+
+    def __str__(self) -> str:
+        return (
+            f"evidence file {self.path} altered: expected sha256 {self.expected_sha256}, "
+            f"found {self.actual_sha256}; not ingested"
+        )
+
+
+@dataclass(frozen=True)
+class Preflight:
+    """The pending files framed for Spark, and those refused."""
+
+    framed: list[Framed]
+    refused: list[Refused]
+
+
+class _Hashing:
+    """A binary file whose bytes are hashed as they are read: one read gives both."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self._fh = fh
+        self._digest = hashlib.sha256()
+
+    def read(self, size: int, /) -> bytes:
+        data = self._fh.read(size)
+        self._digest.update(data)
+        return data
+
+    def hexdigest(self) -> str:
+        """The hash of the whole file (what was not read yet is read now)."""
+        while self.read(CHUNK):
+            pass
+        return self._digest.hexdigest()
+
+
+def _count(fh: BinaryIO | _Hashing) -> tuple[int, int]:
+    lines = size = 0
+    last = b"\n"
+    while chunk := fh.read(CHUNK):
+        lines += chunk.count(b"\n")
+        size += len(chunk)
+        last = chunk[-1:]
+    return lines + (1 if last != b"\n" else 0), size
 
 
 def count_lines(path: Path) -> tuple[int, int]:
     """(lines, bytes): newlines, plus one for a final line without a newline."""
-    lines = size = 0
-    last = b"\n"
     with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            lines += chunk.count(b"\n")
-            size += len(chunk)
-            last = chunk[-1:]
-    return lines + (1 if last != b"\n" else 0), size
+        return _count(fh)
 
 
 def is_gzip(path: Path) -> bool:
@@ -90,11 +151,18 @@ def gunzip_salvage(src: Path, dest: Path, max_bytes: int | None = None) -> tuple
     (it goes to quarantine). Memory stays at a few chunks whatever the data: output is
     written through and only the offset of the last newline is remembered.
     """
-    limit = max_bytes if max_bytes is not None else decompression_bound(src.stat().st_size)
+    with open(src, "rb") as fin:
+        return _salvage(fin, dest, max_bytes, src.stat().st_size)
+
+
+def _salvage(
+    fin: BinaryIO | _Hashing, dest: Path, max_bytes: int | None, compressed_size: int
+) -> tuple[str | None, bytes]:
+    limit = max_bytes if max_bytes is not None else decompression_bound(compressed_size)
     damage: str | None = None
     written = 0
     line_end = 0  # offset just after the last newline written
-    with open(src, "rb") as fin, open(dest, "w+b") as fout:
+    with open(dest, "w+b") as fout:
         d = zlib.decompressobj(zlib.MAX_WBITS | 16)
         started = False  # bytes fed to the current member
         data = b""
@@ -139,21 +207,25 @@ def gunzip_salvage(src: Path, dest: Path, max_bytes: int | None = None) -> tuple
 def frame(
     sha256: str, evidence: Path, staging: Path, max_decompressed: int | None = None
 ) -> Framed:
-    """Count a file's lines; a gzip file is first salvaged into ``staging`` (see above)."""
-    if not is_gzip(evidence):
-        lines, size = count_lines(evidence)
-        return Framed(sha256, evidence, lines, size, compressed=False)
-    staging.mkdir(parents=True, exist_ok=True)
-    plain = staging / sha256
-    damage, tail = gunzip_salvage(evidence, plain, max_decompressed)
+    """Count a file's lines and hash it in one read; a gzip file is salvaged into ``staging``."""
+    compressed = is_gzip(evidence)
+    with open(evidence, "rb") as raw:
+        fh = _Hashing(raw)
+        if not compressed:
+            lines, size = _count(fh)
+            return Framed(sha256, evidence, lines, size, False, actual_sha256=fh.hexdigest())
+        staging.mkdir(parents=True, exist_ok=True)
+        plain = staging / sha256
+        damage, tail = _salvage(fh, plain, max_decompressed, evidence.stat().st_size)
+        actual = fh.hexdigest()  # past a damaged stream: the rest is read and hashed too
     lines, size = count_lines(plain)
-    return Framed(sha256, plain, lines, size, compressed=True, damage=damage, damage_tail=tail)
+    return Framed(
+        sha256, plain, lines, size, True, damage=damage, damage_tail=tail, actual_sha256=actual
+    )
 
 
-def frame_pending(
-    layout: Layout, pending: Sequence[CollectedRecord], staging: Path
-) -> list[Framed]:
-    """Frame every pending file; gzip files are decompressed into ``staging``.
+def frame_pending(layout: Layout, pending: Sequence[CollectedRecord], staging: Path) -> Preflight:
+    """Frame every pending file (gzip files are decompressed into ``staging``); refuse altered ones.
 
     Raises:
         IngestError: custody names a file the store does not hold.
@@ -164,4 +236,45 @@ def frame_pending(
             f"evidence missing from the store: {', '.join(missing)} "
             "(custody names them; run `kaudit verify`)"
         )
-    return [frame(r["sha256"], evidence_path(layout, r["sha256"]), staging) for r in pending]
+    out = Preflight([], [])
+    for rec in pending:
+        path = evidence_path(layout, rec["sha256"])
+        framed = frame(rec["sha256"], path, staging)
+        if framed.actual_sha256 == rec["sha256"]:
+            out.framed.append(framed)
+        else:
+            out.refused.append(Refused(path, rec["sha256"], framed.actual_sha256, rec))
+            if framed.compressed:
+                framed.read_path.unlink(missing_ok=True)
+    return out
+
+
+def record_refusals(layout: Layout, refused: Sequence[Refused]) -> None:
+    """Record each refused file in custody ("evidence_altered"), once per alteration seen.
+
+    A refused file stays pending, so every later ingest refuses it again; the same
+    (path, found hash) is not recorded twice.
+    """
+    seen = {
+        (r.get("path"), r.get("actual_sha256"))
+        for r in read_custody(layout)
+        if r["record_type"] == "evidence_altered"
+    }
+    records = []
+    for r in refused:
+        if (str(r.path), r.actual_sha256) in seen:
+            continue
+        rec: EvidenceAlteredRecord = {
+            "record_type": "evidence_altered",
+            "cluster": r.record["cluster"],
+            "master": r.record["master"],
+            "source_uri": r.record["source_uri"],
+            "file_name": os_name(r.record),
+            "path": str(r.path),
+            "expected_sha256": r.expected_sha256,
+            "actual_sha256": r.actual_sha256,
+            "at": now(),
+        }
+        records.append(named(rec, os_name(r.record)))
+    if records:
+        append_custody(layout, records)

@@ -1,15 +1,17 @@
 """The ingest ledger: ``lake/_ledger/<run_id>.json``, one file per committed run.
 
 A run file is the commit point of an ingest run: lake files named ``run-<id>-...`` count only
-once ``<id>.json`` exists. It holds ``run_id``, ``committed_at`` and ``files``: one
-:class:`LedgerEntry` per evidence file, whose lines add up to the four buckets.
+once ``<id>.json`` exists. It holds ``run_id``, ``committed_at``, ``files``: one
+:class:`LedgerEntry` per evidence file, whose lines add up to the four buckets, and
+``custody_head``: the custody head at commit (``kaudit verify`` checks the chain against it;
+absent in runs committed before heads existed).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +21,7 @@ from jobs.settings import Layout
 
 @dataclass(frozen=True)
 class LedgerEntry:
-    """What one ingest run made of one evidence file.
+    r"""What one ingest run made of one evidence file.
 
     Attributes:
         evidence_sha256: the evidence file.
@@ -36,6 +38,8 @@ class LedgerEntry:
         quarantined: lines refused, with a reason.
         blank: empty or whitespace-only lines.
         run_id: the ingest run; not stored in the entry (its file names it).
+        file_b64: the raw name (base64) when it is not valid UTF-8 (``file`` then shows
+            undecodable bytes as ``\xNN``); stored only then.
     """
 
     evidence_sha256: str
@@ -52,6 +56,7 @@ class LedgerEntry:
     quarantined: int
     blank: int
     run_id: str
+    file_b64: str | None = None
 
     @property
     def adds_up(self) -> bool:
@@ -62,6 +67,8 @@ class LedgerEntry:
         """The entry as its run file stores it (without ``run_id``)."""
         body = asdict(self)
         del body["run_id"]
+        if body["file_b64"] is None:
+            del body["file_b64"]  # the entry's JSON is as before for names in UTF-8
         return body
 
     @classmethod
@@ -90,15 +97,22 @@ def ingested_evidence(layout: Layout) -> set[str]:
     return {e.evidence_sha256 for e in read_ledger(layout)}
 
 
-def write_run_file(layout: Layout, run_id: str, entries: Sequence[LedgerEntry]) -> None:
+def write_run_file(
+    layout: Layout,
+    run_id: str,
+    entries: Sequence[LedgerEntry],
+    custody_head: Mapping[str, Any] | None = None,
+) -> None:
     """Write ``lake/_ledger/<run_id>.json`` atomically (temp file, fsync, rename)."""
     layout.ledger.mkdir(parents=True, exist_ok=True)
     tmp = layout.ledger / f".{run_id}.tmp"
-    body = {
+    body: dict[str, Any] = {
         "run_id": run_id,
         "committed_at": datetime.now(UTC).isoformat(),
         "files": [e.to_json() for e in entries],
     }
+    if custody_head is not None:
+        body["custody_head"] = dict(custody_head)
     tmp.write_text(json.dumps(body, indent=1, sort_keys=True))
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())

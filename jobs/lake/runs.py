@@ -7,7 +7,8 @@ Commit protocol (so that a run killed midway and re-run leaves the same lake):
 2. :func:`stage`: write the run's rows as ONE Parquet dataset partitioned by
    bucket/cluster/event_date under the run's staging folder;
 3. :func:`move_staged`: move the staged files into the lake, each named ``run-<id>-...``;
-4. :func:`commit_run`: write ``lake/_ledger/<id>.json`` atomically: the commit point.
+4. :func:`commit_run`: write ``lake/_ledger/<id>.json`` atomically: the commit point. It
+   carries the custody head of the moment, so a custody chain cut later disagrees with it.
    Readers (:mod:`jobs.lake.events`) count only files of committed runs.
 """
 
@@ -25,6 +26,7 @@ from pathlib import Path
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from jobs.evidence.custody import read_head
 from jobs.lake.ledger import LedgerEntry, committed_runs, write_run_file
 from jobs.settings import Layout
 
@@ -123,8 +125,12 @@ def move_staged(layout: Layout, run_id: str) -> int:
 
 
 def commit_run(layout: Layout, run_id: str, entries: Sequence[LedgerEntry]) -> None:
-    """Commit a moved run: write its ledger file, then drop its staging folder."""
-    write_run_file(layout, run_id, entries)
+    """Commit a moved run: write its ledger file (with the custody head), drop its staging."""
+    try:
+        head = read_head(layout)
+    except ValueError:
+        head = None  # a damaged head.json: verify names it; the commit must not hide the run
+    write_run_file(layout, run_id, entries, custody_head=head)
     shutil.rmtree(staging_dir(layout, run_id), ignore_errors=True)
 
 

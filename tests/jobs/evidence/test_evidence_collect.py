@@ -9,9 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from jobs.evidence.collect import Skipped, rotation_time
-from jobs.evidence.custody import read_custody, verify_custody
+from jobs.evidence.custody import collected, read_custody
 from jobs.evidence.main import run_collect as collect
 from jobs.evidence.store import evidence_path
+from jobs.evidence.verify import verify_home
 from jobs.settings import Layout, parse_config
 
 
@@ -75,7 +76,7 @@ def test_collect_stores_read_only_content_addressed_copies(tmp_path, master):
     )
     for key in ("cluster", "master", "source_uri", "size", "mtime", "sha256", "collected_at"):
         assert active[key] not in (None, "")
-    assert verify_custody(layout) == []
+    assert verify_home(layout).problems == ()
 
 
 def test_recollect_adds_nothing_and_a_grown_active_file_is_new(tmp_path, master):
@@ -102,7 +103,15 @@ def test_symlinks_and_escaping_names_are_never_followed(tmp_path, master):
     skipped = {s.file: s.reason for s in result.skipped}
     assert "kubernetes-2026-11-22T00-00-00.000.audit" in skipped
     assert "symlink" in skipped["kubernetes-dir.audit"]
-    assert all(r["file_name"] not in skipped for r in read_custody(layout))
+    assert all(r["file_name"] not in skipped for r in collected(read_custody(layout)))
+    # each refusal is recorded in custody with its reason, and the master is not complete
+    recorded = {
+        r["file_name"]: r["reason"]
+        for r in read_custody(layout)
+        if r["record_type"] == "file_skipped"
+    }
+    assert recorded == skipped
+    assert result.refused == result.skipped and not result.complete
 
 
 def test_compression_in_progress_takes_the_uncompressed_twin(tmp_path):
@@ -112,7 +121,7 @@ def test_compression_in_progress_takes_the_uncompressed_twin(tmp_path):
     (d / "kubernetes-2026-11-20T01-02-03.456.audit.gz").write_bytes(b"\x1f\x8b partial")
     layout = Layout(tmp_path / "home")
     [result] = collect(_config(tmp_path, {"m": d}), layout)
-    assert result.collected == 1
+    assert result.collected == 1 and result.complete  # taken later: not a refusal
     assert result.skipped == (
         Skipped(
             "kubernetes-2026-11-20T01-02-03.456.audit.gz",
@@ -125,7 +134,10 @@ def test_unreadable_master_is_a_recorded_failure_and_others_are_collected(tmp_pa
     layout = Layout(tmp_path / "home")
     results = collect(_config(tmp_path, {"gone": tmp_path / "nope", "m1": master}), layout)
     by = {r.master: r for r in results}
-    assert "FileNotFoundError" in by["gone"].failure
+    # the failure names the directory it could not list, not a Python class
+    assert by["gone"].failure == f"cannot list {tmp_path / 'nope'}: No such file or directory"
+    assert "Error" not in by["gone"].failure
+    assert not by["gone"].complete and by["m1"].complete
     assert by["m1"].collected == 3
     failures = [r for r in read_custody(layout) if r["record_type"] == "collection_failure"]
     assert [f["master"] for f in failures] == ["gone"]
@@ -145,7 +157,7 @@ def test_parallel_collection_keeps_the_custody_chain_intact(tmp_path):
     with ThreadPoolExecutor(2) as pool:
         list(pool.map(lambda _: collect(config, layout, parallel=6), range(2)))
     recs = read_custody(layout)
-    assert verify_custody(layout) == []
+    assert verify_home(layout).problems == ()
     assert len(recs) == 30  # each file recorded once, although both collections copied it
     assert len({(r["master"], r["file_name"]) for r in recs}) == 30
 
@@ -158,7 +170,7 @@ def test_tampering_is_detected(tmp_path, master):
     rec["size"] += 1
     lines[0] = json.dumps(rec, sort_keys=True, separators=(",", ":"))
     layout.custody.write_text("\n".join(lines) + "\n")
-    assert any("altered" in p for p in verify_custody(layout))
+    assert any("altered" in p for p in verify_home(layout).problems)
 
 
 def test_logrotate_gzip_backup_is_copied_whole(tmp_path):
@@ -202,5 +214,5 @@ def test_a_torn_custody_tail_does_not_block_later_collections(tmp_path, master):
     [result] = collect(config, layout)
     assert result.collected == 1
     assert len(read_custody(layout)) == 4
-    problems = verify_custody(layout)
+    problems = verify_home(layout).problems
     assert len(problems) == 1 and "torn record" in problems[0]

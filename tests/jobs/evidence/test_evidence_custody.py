@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 
-from jobs.evidence.custody import GENESIS, append_custody, read_custody, verify_custody
+from jobs.evidence.custody import GENESIS, append_custody, head_path, read_custody
+from jobs.evidence.verify import verify_home
 from jobs.settings import Layout
 
 
@@ -40,7 +41,7 @@ def test_records_are_canonical_json_chained_by_hash(tmp_path):
         assert rec == body | {"record_sha256": digest}
         prev = digest
     assert read_custody(layout) == written
-    assert verify_custody(layout) == []
+    assert verify_home(layout).problems == ()
 
 
 def test_a_deleted_record_breaks_the_chain(tmp_path):
@@ -48,4 +49,8 @@ def test_a_deleted_record_breaks_the_chain(tmp_path):
     append_custody(layout, [_failure("m1"), _failure("m2"), _failure("m3")])
     lines = layout.custody.read_text().splitlines(keepends=True)
     layout.custody.write_text(lines[0] + lines[2])
-    assert verify_custody(layout) == ["custody record 2: chain broken (prev does not match)"]
+    assert verify_home(layout).problems == (
+        "custody record 2: chain broken (prev does not match)",
+        f"{head_path(layout)}: custody head disagrees with the chain: it names 3 custody "
+        "records, the chain has 2 (truncated chain)",
+    )

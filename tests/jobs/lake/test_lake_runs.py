@@ -139,3 +139,30 @@ def test_runs_are_read_in_commit_order(tmp_path):
     commit_run(layout, "zz-first", [_entry("zz-first", file="a")])
     commit_run(layout, "aa-second", [_entry("aa-second", file="b")])
     assert [e.file for e in read_ledger(layout)] == ["a", "b"]
+
+
+def test_a_commit_carries_the_custody_head_and_a_raw_name(tmp_path):
+    from jobs.evidence.custody import append_custody, read_head
+
+    layout = Layout(tmp_path / "home")
+    append_custody(
+        layout,
+        [
+            {
+                "record_type": "collection_failure",
+                "cluster": "c1",
+                "master": "m1",
+                "source_uri": "file:///nowhere",
+                "error": "cannot list /nowhere: No such file or directory",
+                "at": "2026-11-18T00:00:00.000000+00:00",
+            }
+        ],
+    )
+    raw_b64 = "a3ViZXJuZXRlcy3/LmF1ZGl0"  # b"kubernetes-\xff.audit"
+    commit_run(layout, "r1", [_entry("r1", file="kubernetes-\\xff.audit", file_b64=raw_b64)])
+    body = json.loads((layout.ledger / "r1.json").read_bytes().decode("utf-8", "strict"))
+    assert body["custody_head"] == read_head(layout)
+    assert body["custody_head"]["count"] == 1
+    assert body["files"][0]["file_b64"] == raw_b64
+    [entry] = read_ledger(layout)
+    assert entry.file_b64 == raw_b64 and entry.file == "kubernetes-\\xff.audit"
