@@ -38,7 +38,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -121,7 +121,7 @@ class WebhookConfig:
     """A webhook that receives the report summary (and hourly alert digests)."""
 
     url: str
-    format: str = "json"
+    format: Literal["json", "dingtalk"] = "json"
     secret_env: str | None = None  # DingTalk signing secret, read from this variable
 
 
@@ -131,7 +131,7 @@ class DeliveryConfig:
 
     email: EmailConfig | None = None
     webhooks: tuple[WebhookConfig, ...] = ()
-    gate: str = "block"
+    gate: Literal["block", "warn"] = "block"
     retries: int = 3
 
 
@@ -415,7 +415,10 @@ def _parse_webhooks(p: _Problems, raw: Any) -> tuple[WebhookConfig, ...]:
         hooks.append(
             WebhookConfig(
                 url=str(url),
-                format=_choice(p, f"{key}.format", data.get("format"), WEBHOOK_FORMATS, "json"),
+                format=cast(
+                    Literal["json", "dingtalk"],
+                    _choice(p, f"{key}.format", data.get("format"), WEBHOOK_FORMATS, "json"),
+                ),
                 secret_env=_env_name(p, f"{key}.secret_env", data.get("secret_env")),
             )
         )
@@ -431,7 +434,10 @@ def _parse_delivery(p: _Problems, raw: Any) -> DeliveryConfig:
     return DeliveryConfig(
         email=_parse_email(p, data.get("email")),
         webhooks=_parse_webhooks(p, data.get("webhooks")),
-        gate=_choice(p, "delivery.gate", data.get("gate"), GATES, "block"),
+        gate=cast(
+            Literal["block", "warn"],
+            _choice(p, "delivery.gate", data.get("gate"), GATES, "block"),
+        ),
         retries=retries,
     )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from jobs.config import (
@@ -55,6 +56,7 @@ __all__ = [
     "parse_config",
     "resolve_home",
     "secret_from_env",
+    "source_date_epoch",
     "spark_settings",
 ]
 
@@ -81,6 +83,21 @@ def existing_home(home: str | os.PathLike[str] | None) -> Path:
     if not path.is_dir() or not any((path / d).exists() for d in ("custody", "evidence", "lake")):
         raise HomeError(f"no kaudit home at {path} (run `kaudit collect` first, or pass --home)")
     return path
+
+
+def source_date_epoch() -> datetime | None:
+    """``$SOURCE_DATE_EPOCH`` as a UTC time: reports built with it are byte-reproducible.
+
+    Raises:
+        UsageError: when it is set but not a whole number of seconds.
+    """
+    value = os.environ.get("SOURCE_DATE_EPOCH")
+    if not value:
+        return None
+    try:
+        return datetime.fromtimestamp(int(value), UTC)
+    except (ValueError, OverflowError, OSError) as exc:
+        raise UsageError(f"SOURCE_DATE_EPOCH={value!r}: not a whole number of seconds") from exc
 
 
 def secret_from_env(name: str | None) -> str | None:

@@ -198,8 +198,12 @@ def _manifest(
     validation: dict[str, Any] | None,
     evidence: list[dict[str, Any]],
     attachments: dict[str, bytes],
+    custody_head: dict[str, Any] | None,
 ) -> dict[str, Any]:
     return {
+        # the custody log's head when the report was made: a chain cut or rewritten later
+        # disagrees with every report published from it (`kaudit verify` checks)
+        "custody_head": custody_head,
         "manifest_version": MANIFEST_VERSION,
         "cluster": cluster,
         "week": week,
@@ -235,6 +239,7 @@ def render_weekly_report(
     generated_at: datetime,
     coverage: dict[str, Any] | None = None,
     fetcher: TemplateOnlyFetcher | None = None,
+    custody_head: dict[str, Any] | None = None,
 ) -> ReportResult:
     """Render ``out_dir/report.pdf`` (PDF/A-3b), ``manifest.json`` and the CSVs beside it.
 
@@ -274,6 +279,7 @@ def render_weekly_report(
         validation=validation,
         evidence=ctx["evidence"],
         attachments=files,
+        custody_head=custody_head,
     )
     manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False).encode()
     ctx.update(

@@ -8,6 +8,7 @@ detection observability, compute the marts, write them as
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,12 +20,19 @@ from jobs.detections.findings import find_important_events, summarise_detections
 from jobs.detections.observability import observability_for_week, policy_source
 from jobs.geo.reader import IP_INFO_FIELDS, GeoReader, ip_info
 from jobs.lake.events import read_events
+from jobs.lake.ledger import read_ledger
 from jobs.lake.marts import SUMMARY_FILE, mart_dir, write_json, write_mart
 from jobs.policy.checks import summarise_policy_findings, summarise_policy_fit
 from jobs.policy.loader import load_default_policy, load_policy
 from jobs.policy.model import Policy
 from jobs.settings import Config, Layout
 from jobs.weekly import identities, marts
+from jobs.weekly.coverage import (
+    WeekContext,
+    build_coverage,
+    build_provenance,
+    summarise_master_hours,
+)
 from jobs.weekly.identities import IP_INFO_SCHEMA
 from jobs.weekly.requests import filter_window, summarise_requests
 from jobs.weekly.summary import build_summary, iso_week_window
@@ -93,12 +101,45 @@ def _write(
     return [r.asDict() for r in spark.read.parquet(str(path)).collect()]
 
 
+def _default_context(config: Config) -> WeekContext:
+    """Provenance for a run called without one (tests, tools): no custody, no hashes."""
+    return WeekContext(
+        generated_at=dt.datetime.now(dt.UTC).replace(microsecond=0), code_version="unknown",
+        config_sha256="", policy={"source": policy_source(config.policy), "sha256": ""},
+        masters=tuple(m.name for m in config.masters),
+    )  # fmt: skip
+
+
+def _evidence_blocks(
+    spark: SparkSession,
+    config: Config,
+    layout: Layout,
+    week_df: DataFrame,
+    window: tuple[dt.datetime, dt.datetime],
+    context: WeekContext | None,
+) -> dict[str, Any]:
+    """summary.json's coverage and provenance blocks (issue: empty weeks never look clean)."""
+    context = context or _default_context(config)
+    hours = [r.asDict() for r in summarise_master_hours(week_df).collect()]
+    coverage = build_coverage(
+        window=window, masters=context.masters or [m.name for m in config.masters],
+        master_hours=hours,
+        collection_failures=[f for f in context.collection_failures
+                             if f.get("cluster") == config.cluster],
+    )  # fmt: skip
+    provenance = build_provenance(
+        cluster=config.cluster, window=window, ledger=read_ledger(layout), context=context
+    )
+    return {"coverage": coverage, "provenance": provenance}
+
+
 def run(
     spark: SparkSession,
     config: Config,
     layout: Layout,
     week: str,
     geo_factory: GeoFactory | None = None,
+    context: WeekContext | None = None,
 ) -> dict[str, Any]:
     """Compute and write the marts of ``config.cluster`` for ISO ``week``; return the summary.
 
@@ -139,6 +180,7 @@ def run(
             geoip=geoip,
             **collected,
         )
+        summary |= _evidence_blocks(spark, config, layout, week_df, window, context)
         write_json(summary, out / SUMMARY_FILE)
         return summary
     finally:
