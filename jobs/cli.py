@@ -1,15 +1,30 @@
-"""The ``kaudit`` command line."""
+"""The ``kaudit`` command line: the one click group; each command calls one ``run``.
+
+Every failure a user can meet ends as one line, ``kaudit: error: <what, naming the file, line,
+field or path>``, and a documented exit code (:mod:`jobs.errors`); an unexpected one writes its
+traceback to a log file and names that file. No traceback reaches the terminal.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
+import tempfile
+import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from jobs.settings import ConfigError, Layout, load_config, resolve_home
+from jobs.errors import (
+    EXIT_CODES,
+    EXIT_DATA,
+    EXIT_INTERNAL,
+    EXIT_USAGE,
+    KauditError,
+)
+from jobs.settings import Layout, existing_home, load_config, resolve_home
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -18,18 +33,69 @@ if TYPE_CHECKING:
 
 HOME_OPTION = click.option(
     "--home", type=click.Path(file_okay=False), default=None,
-    help="kaudit home (evidence, lake, marts). Default: $KAUDIT_HOME, else ./kaudit-home.",
+    help="kaudit home directory (evidence, lake, marts, reports). "
+    "Default: $KAUDIT_HOME, else ./kaudit-home.",
+)  # fmt: skip
+CONFIG_OPTION = click.option(
+    "--config", "config_path", required=True, type=click.Path(dir_okay=False),
+    help="the cluster's config file (YAML; see the README).",
+)  # fmt: skip
+EXIT_CODES_HELP = "\b\nExit codes:\n" + "\n".join(
+    f"  {code:<3} {meaning}" for code, meaning in EXIT_CODES.items()
 )
 
 
-def _config(path: str) -> Any:
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"kaudit: error: {message}", err=True)
+    sys.exit(code)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _crash_log(exc: BaseException) -> Path:
+    """Write the traceback of an unexpected error to a file the user can send us."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    fd, name = tempfile.mkstemp(prefix=f"kaudit-crash-{stamp}-", suffix=".log")
+    with open(fd, "w", encoding="utf-8") as fh:
+        fh.write(" ".join(sys.argv) + "\n")
+        fh.write("".join(traceback.format_exception(exc)))
+    return Path(name)
+
+
+class KauditGroup(click.Group):
+    """A click group whose errors all end as one line and a documented exit code."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:  # noqa: D102 - click's entry point
+        kwargs["standalone_mode"] = False
+        try:
+            result = super().main(*args, **kwargs)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
+            _fail(exc.format_message() + where, EXIT_USAGE)
+        except click.ClickException as exc:
+            _fail(exc.format_message(), exc.exit_code)
+        except click.Abort:
+            _fail("interrupted", 130)
+        except KauditError as exc:
+            _fail(str(exc), exc.exit_code)
+        except OSError as exc:  # read-only home, full disk, a path that vanished
+            where = f"{exc.filename}: " if exc.filename else ""
+            _fail(f"{where}{exc.strerror or exc}", EXIT_DATA)
+        except Exception as exc:  # a bug: keep the details, show one line
+            log = _crash_log(exc)
+            _fail(f"internal error ({type(exc).__name__}); details in {log}", EXIT_INTERNAL)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+def _home(home: str | None) -> Layout:
+    """The layout of an existing home (a mistyped --home is an error, not a new home)."""
+    return Layout(existing_home(home))
+
+
+@click.group(
+    cls=KauditGroup, context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=EXIT_CODES_HELP,
+)  # fmt: skip
 @click.version_option(package_name="kaudit")
 def main() -> None:
     """kaudit: forensic weekly reports from kube-apiserver audit logs."""
@@ -51,8 +117,17 @@ def _synth_help() -> str:
 @click.option("--compress", is_flag=True, help="gzip rotated backups (--audit-log-compress)")
 @click.option("--cluster", default="demo", show_default=True)
 @click.option("--planted", is_flag=True, help="print the planted incidents and exit")
-def synth(out_dir: str | None, week: str, masters: int, events: int, seed: int,
-          max_size_mb: float, compress: bool, cluster: str, planted: bool) -> None:
+def synth(
+    out_dir: str | None,
+    week: str,
+    masters: int,
+    events: int,
+    seed: int,
+    max_size_mb: float,
+    compress: bool,
+    cluster: str,
+    planted: bool,
+) -> None:
     """Write a realistic synthetic week of audit logs, as kube-apiserver leaves them."""
     from jobs.synth import synth_week
 
@@ -62,26 +137,38 @@ def synth(out_dir: str | None, week: str, masters: int, events: int, seed: int,
     if not out_dir:
         raise click.UsageError("--out is required")
     try:
-        summary = synth_week(Path(out_dir), week=week, masters=masters, events=events, seed=seed,
-                             max_size_mb=max_size_mb, compress=compress, cluster=cluster)
+        summary = synth_week(
+            Path(out_dir),
+            week=week,
+            masters=masters,
+            events=events,
+            seed=seed,
+            max_size_mb=max_size_mb,
+            compress=compress,
+            cluster=cluster,
+        )
     except (ValueError, FileExistsError) as exc:
-        raise click.ClickException(str(exc)) from exc
-    click.echo(json.dumps(summary, indent=1, sort_keys=True, default=str))
+        raise click.UsageError(str(exc)) from exc
+    files = sum(len(m["files"]) for m in summary["masters"].values())
+    size = sum(sum(m["bytes"].values()) for m in summary["masters"].values())
+    click.echo(
+        f"wrote {summary['events']} audit events ({summary['requests']} requests) for "
+        f"{week}, {len(summary['masters'])} masters, {files} files, {size:,} bytes, "
+        f"into {out_dir}"
+    )
+    click.echo(f"{len(summary['planted'])} planted incidents: `kaudit synth --planted` lists them")
 
 
 @main.command()
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
+@CONFIG_OPTION
 @HOME_OPTION
 def collect(config_path: str, home: str | None) -> None:
     """Copy new audit files from every master into the evidence store."""
     from jobs.errors import EXIT_PARTIAL_COLLECTION
     from jobs.evidence.main import run_collect
 
-    config = _config(config_path)
-    try:
-        results = run_collect(config, Layout(resolve_home(home)))
-    except OSError as exc:
-        raise click.ClickException(f"evidence store: {exc}") from exc
+    config = load_config(config_path)
+    results = run_collect(config, Layout(resolve_home(home)))
     for r in results:
         line = f"{r.master}: collected {r.collected}, unchanged {r.unchanged}"
         if r.skipped:
@@ -91,34 +178,51 @@ def collect(config_path: str, home: str | None) -> None:
         if r.failure:
             line += f"\n  COLLECTION FAILURE: {r.failure}"
         click.echo(line)
-    if any(r.failure for r in results):
+    incomplete = [r.master for r in results if not r.complete]
+    if incomplete:  # a failed master, or files a master had that collect could not take
+        click.echo(
+            f"kaudit: error: partial collection of {', '.join(incomplete)} (recorded in custody)",
+            err=True,
+        )
         sys.exit(EXIT_PARTIAL_COLLECTION)
 
 
 @main.command()
 @HOME_OPTION
-@click.option("--max-line-bytes", type=click.IntRange(1024), default=None,
-              help="lines longer than this are quarantined  [default: 8 MiB]")
+@click.option(
+    "--max-line-bytes",
+    type=click.IntRange(1024),
+    default=None,
+    help="lines longer than this are quarantined  [default: 8 MiB]",
+)
 def ingest(home: str | None, max_line_bytes: int | None) -> None:
     """Parse every evidence file not yet ingested into the Parquet lake."""
     from jobs._session import get_spark
     from jobs.errors import DataError
     from jobs.ingest import main as ingest_main
+    from jobs.progress import step
     from jobs.settings import DEFAULT_MAX_LINE_BYTES
 
-    layout = Layout(resolve_home(home))
-    spark = get_spark("kaudit-ingest")
-    try:
-        result = ingest_main.run(spark, layout, max_line_bytes or DEFAULT_MAX_LINE_BYTES)
-    except DataError as exc:
-        click.echo(f"Error: {exc}", err=True)  # as click prints it, with the error's own code
-        sys.exit(exc.exit_code)
-    if not result.files:
+    layout = _home(home)
+    with step(click.echo, "ingest (Spark)"):
+        result = ingest_main.run(
+            get_spark("kaudit-ingest"), layout, max_line_bytes or DEFAULT_MAX_LINE_BYTES
+        )
+    if result.files:
+        _print_ledger(result.files)
+        click.echo(
+            f"run {result.run_id}: {len(result.files)} files in {result.seconds} s;"
+            f" lake at {layout.lake}"
+        )
+    elif not result.refused:
         click.echo("nothing to ingest")
-        return
-    _print_ledger(result.files)
-    click.echo(f"run {result.run_id}: {len(result.files)} files in {result.seconds} s;"
-               f" lake at {layout.lake}")
+    if result.refused:  # the other files are committed; these stay out of the lake
+        for refused in result.refused:
+            click.echo(f"refused: {refused}", err=True)
+        raise DataError(
+            f"{len(result.refused)} evidence files refused (altered since "
+            "collection; recorded in custody): run `kaudit verify`"
+        )
 
 
 def _print_ledger(entries: Sequence[LedgerEntry]) -> None:
@@ -146,35 +250,91 @@ def ledger(home: str | None, as_json: bool) -> None:
     """Per evidence file: lines, events, duplicates, quarantined, blank (they add up)."""
     from jobs.lake.ledger import read_ledger
 
-    entries = read_ledger(Layout(resolve_home(home)))
-    keys = ("evidence_sha256", "cluster", "master", "file", "lines", "events", "duplicates",
-            "quarantined", "blank")
+    entries = read_ledger(_home(home))
+    keys = (
+        "evidence_sha256",
+        "cluster",
+        "master",
+        "file",
+        "lines",
+        "events",
+        "duplicates",
+        "quarantined",
+        "blank",
+    )
     bad = [e for e in entries if not e.adds_up]
     if as_json:
-        click.echo(json.dumps([{k: getattr(e, k) for k in keys} for e in entries], indent=1))
+        rows = [
+            {k: getattr(e, k) for k in keys}
+            | ({"file_b64": e.file_b64} if getattr(e, "file_b64", None) else {})
+            for e in entries
+        ]
+        click.echo(json.dumps(rows, indent=1))
+    elif entries:
+        _print_ledger(entries)
     else:
-        _print_ledger(entries) if entries else click.echo("ledger is empty")
+        click.echo("ledger is empty")
     if bad:
-        raise click.ClickException(f"{len(bad)} ledger entries do not add up")
+        raise KauditError(
+            f"{len(bad)} ledger entries do not add up: "
+            + ", ".join(e.evidence_sha256[:12] for e in bad[:5])
+        )
 
 
 @main.command()
+@click.argument("report_pdf", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @HOME_OPTION
-def verify(home: str | None) -> None:
-    """Verify the custody chain and that every evidence file still has its hash."""
+def verify(report_pdf: Path | None, home: str | None) -> None:
+    r"""Verify the evidence store, or a report PDF against its manifest and the store.
+
+    \b
+    kaudit verify [--home DIR]
+        the custody chain, every evidence file's hash, every published custody head, and
+        that every file in the evidence store is named by a custody record.
+    kaudit verify REPORT.pdf [--home DIR]
+        the PDF against its embedded manifest (and the manifest.json beside it) and, when
+        the store is at hand, every evidence hash the manifest names against the store.
+
+    Exit 0 when everything matches, 1 with the first mismatch named.
+    """
+    if report_pdf is not None:
+        _verify_report(report_pdf, home)
+        return
     from jobs.evidence.main import run_verify
 
-    problems = run_verify(Layout(resolve_home(home)))
-    for p in problems:
+    result = run_verify(_home(home))
+    for p in result.problems:
         click.echo(p)
-    if problems:
-        raise click.ClickException(f"{len(problems)} problems")
+    click.echo(
+        f"checked {result.records} custody records, {result.files} evidence files "
+        f"({result.bytes} bytes), {result.heads} custody heads"
+    )
+    if result.problems:
+        raise KauditError(f"{len(result.problems)} problems; the first: {result.problems[0]}")
     click.echo("custody chain and evidence verified")
 
 
+def _verify_report(pdf: Path, home: str | None) -> None:
+    from reports.verify import verify_report
+
+    if not pdf.is_file():
+        raise click.UsageError(f"{pdf}: no such file")
+    store = existing_home(home) if home else None
+    if store is None and resolve_home(None).is_dir():
+        store = resolve_home(None)  # the default home is at hand: check the evidence too
+    problems = verify_report(pdf, store)
+    if problems:
+        for p in problems:
+            click.echo(p)
+        raise KauditError(f"{pdf}: {problems[0]}")
+    checked = f"and the evidence in {store}" if store else "(no evidence store at hand)"
+    click.echo(f"{pdf}: matches its manifest {checked}")
+
+
 @main.command()
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="demo-out",
-              show_default=True)
+@click.option(
+    "--out", "out_dir", type=click.Path(file_okay=False), default="demo-out", show_default=True
+)
 @click.option("--events", default=60000, show_default=True, type=int)
 @click.option("--week", default="2026-W47", show_default=True)
 def demo(out_dir: str, events: int, week: str) -> None:
@@ -185,55 +345,78 @@ def demo(out_dir: str, events: int, week: str) -> None:
 
 
 @main.command()
-@click.option("--config", "config_path", required=True,
-              type=click.Path(exists=True, dir_okay=False), help="cluster config (YAML)")
+@CONFIG_OPTION
 @click.option("--week", required=True, help="ISO week in the cluster's time zone, e.g. 2026-W47")
 @HOME_OPTION
-def report(config_path: str, week: str, home: str | None) -> None:
-    """Compute the weekly aggregates and detections of one cluster."""
-    from jobs.errors import KauditError
-    from jobs.weekly.summary import WeekError, parse_week
+@click.option(
+    "--allow-empty",
+    is_flag=True,
+    help="write the report of a week with no events at all (otherwise exit 1)",
+)
+def report(config_path: str, week: str, home: str | None, allow_empty: bool) -> None:
+    """The weekly report of one cluster: marts, validation, PDF, delivery.
 
-    config = _config(config_path)
-    try:
-        parse_week(week)  # refuse a bad week before Spark starts
-    except WeekError as exc:
-        raise click.BadParameter(str(exc), param_hint="--week") from exc
+    Writes the marts and summary.json under <home>/marts/<cluster>/<week>/, validation.json
+    and Great Expectations' Data Docs beside them, and report.pdf, manifest.json and the CSVs
+    under <home>/reports/<cluster>/<week>/; then sends it as the config's delivery section
+    says. Exit 6 when validation failed and the gate blocks delivery, 5 when a delivery failed.
+    """
+    from jobs.weekly.summary import parse_week
+
+    config = load_config(config_path)
+    parse_week(week)  # refuse a bad week before Spark starts
+    layout = _home(home)
+    from jobs import pipeline
     from jobs._session import get_spark
-    from jobs.weekly import main as weekly_main
 
-    layout = Layout(resolve_home(home))
-    try:
-        summary = weekly_main.run(get_spark("kaudit-report"), config, layout, week)
-    except KauditError as exc:  # bad policy file, unreadable geo database
-        click.echo(f"kaudit: error: {exc}", err=True)
-        raise click.exceptions.Exit(exc.exit_code) from exc
+    spark = get_spark("kaudit-report", config_master=config.spark_master)
+    outcome = pipeline.weekly_report(
+        spark, config, layout, week, allow_empty=allow_empty, echo=click.echo
+    )
+    _print_week(config.cluster, week, outcome)
+    for line in outcome.publish.lines():
+        click.echo(f"delivery: {line}")
+    click.echo(str(outcome.pdf))
+    if outcome.publish.exit_code:
+        sys.exit(outcome.publish.exit_code)
+
+
+def _print_week(cluster: str, week: str, outcome: Any) -> None:
+    summary = outcome.summary
     fired = {k: v for k, v in summary["detections"].items() if v}
     blind = sorted(k for k, v in summary["detections_status"].items() if v != "ok")
-    click.echo(f"{config.cluster} {week}: {summary['requests_total']} requests, "
-               f"{summary['events_total']} events")
+    click.echo(
+        f"{cluster} {week}: {summary['requests_total']} requests, {summary['events_total']} events"
+    )
     click.echo(f"detections: {', '.join(f'{k}={v}' for k, v in sorted(fired.items())) or 'none'}")
     if blind:
-        click.echo(f"not observable under the policy: {', '.join(blind)}")
-    click.echo(f"marts: {layout.marts(config.cluster, week)}")
+        click.echo(f"not ok (not observable or not configured): {', '.join(blind)}")
+    coverage = summary["coverage"]
+    if not coverage["complete"]:
+        click.echo(
+            f"coverage: the evidence does not cover the week: {len(coverage['gaps'])} "
+            "gaps (hours without events or masters never collected):"
+        )
+        for gap in coverage["gaps"][:10]:
+            click.echo(f"  {gap['master']}: {gap['start']} .. {gap['end']} ({gap['cause']})")
+    failed = [r for s in outcome.validation["suites"] for r in s["results"] if not r["success"]]
+    status = "passed" if outcome.validation["success"] else "FAILED"
+    click.echo(f"validation: {status} ({len(failed)} expectations not met)")
 
 
 _POLICY_OPTION = click.option(
-    "--policy", "policy_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    "--policy",
+    "policy_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
     help="Audit Policy YAML file (default: the embedded ACK policy).",
 )
 
 
 def _policy(policy_file: Path | None) -> Any:
-    from jobs.errors import EXIT_USAGE
-    from jobs.policy import PolicyError
     from jobs.policy import main as policy_main
 
-    try:
-        return policy_main.load(policy_file)
-    except PolicyError as exc:
-        click.echo(f"error: {exc}", err=True)
-        raise click.exceptions.Exit(EXIT_USAGE) from exc
+    return policy_main.load(policy_file)  # a bad policy is a PolicyError: one line, exit 2
 
 
 @main.group("policy")
@@ -273,12 +456,91 @@ def policy_match(policy_file: Path | None, events: tuple[str, ...]) -> None:
 
     loaded = _policy(policy_file)
     sources = events or (policy_main.STDIN,)
-    try:
-        results = policy_main.run_match(lambda: get_spark("kaudit-policy"), loaded, sources)
-    except OSError as exc:
-        raise click.ClickException(str(exc)) from exc
+    results = policy_main.run_match(lambda: get_spark("kaudit-policy"), loaded, sources)
     for result in results:
         click.echo(json.dumps(result))
+
+
+@main.command()
+@HOME_OPTION
+@click.option("--since", required=True, help="start, ISO date or time (no zone: UTC), inclusive")
+@click.option("--until", required=True, help="end, ISO date or time (no zone: UTC), exclusive")
+@click.option("--cluster", default=None, help="only this cluster")
+@click.option(
+    "--user", default=None, help="user, impersonated user, or person behind kubernetes-admin"
+)
+@click.option("--ip", default=None, help="IP or CIDR, matched against every sourceIPs entry")
+@click.option("--resource", default=None, help="objectRef resource, e.g. pods")
+@click.option("--namespace", default=None)
+@click.option("--name", default=None, help="objectRef name")
+@click.option("--verb", default=None)
+@click.option("--detection", default=None, help="a detection id (docs/detections.md)")
+@click.option(
+    "--out",
+    "out_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="write .csv, .jsonl or .pdf instead of printing a table",
+)
+def investigate(
+    home: str | None,
+    since: str,
+    until: str,
+    cluster: str | None,
+    user: str | None,
+    ip: str | None,
+    resource: str | None,
+    namespace: str | None,
+    name: str | None,
+    verb: str | None,
+    detection: str | None,
+    out_file: Path | None,
+) -> None:
+    """Every event of an identity, IP or object over a time range, with its provenance."""
+    from datetime import UTC, datetime
+
+    from jobs.errors import KauditError
+
+    try:
+        from jobs.investigate import export
+        from jobs.investigate.query import Query, parse_time
+
+        query = Query(
+            since=parse_time(since, "--since"),
+            until=parse_time(until, "--until"),
+            cluster=cluster,
+            user=user,
+            ip=ip,
+            resource=resource,
+            namespace=namespace,
+            name=name,
+            verb=verb,
+            detection=detection,
+        )
+        if out_file is not None:
+            export.output_form(out_file)  # refuse a bad --out before Spark starts
+        from jobs._session import get_spark
+        from jobs.geo.reader import GeoReader
+        from jobs.investigate.main import run
+        from jobs.settings import existing_home
+
+        layout = Layout(existing_home(home))
+        geo = GeoReader.from_config() if out_file is not None else None
+        try:
+            result = run(get_spark("kaudit-investigate"), layout, query, geo)
+        finally:
+            if geo is not None:
+                geo.close()
+        if out_file is None:
+            export.print_table(result)
+            return
+        export.write(result, out_file, generated_at=datetime.now(UTC))
+    except KauditError as exc:
+        click.echo(f"kaudit: error: {exc}", err=True)
+        raise click.exceptions.Exit(exc.exit_code) from exc
+    if not result.rows:
+        click.echo("no events match the query")
+    click.echo(f"{len(result.rows)} events written to {out_file}")
 
 
 if __name__ == "__main__":
