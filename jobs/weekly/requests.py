@@ -104,9 +104,14 @@ def client_ip_col(source_ips: Column, trusted_proxies: Sequence[str] = ()) -> Co
     return F.coalesce(F.get(untrusted, 0), F.get(source_ips, 0))
 
 
-def _request_key(events_df: DataFrame) -> Column:
+def request_key_col() -> Column:
+    """A request is its audit ID, else its dedup key, else its evidence line (EVENTS columns)."""
     line = F.concat_ws(":", F.lit("line"), F.col("evidence_sha256"), F.col("line_no"))
     return F.coalesce(F.col("audit_id"), F.col("dedup_key"), line)
+
+
+def _request_key(events_df: DataFrame) -> Column:
+    return request_key_col()
 
 
 def summarise_requests(

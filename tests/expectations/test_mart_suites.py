@@ -1,0 +1,102 @@
+import datetime as dt
+
+import pytest
+
+from expectations.marts import MART_SUITES
+from tests.expectations.conftest import failed
+from tests.expectations.week import mart_df, mart_rows
+
+NOT_NULL = "expect_column_values_to_not_be_null"
+IN_SET = "expect_column_values_to_be_in_set"
+BETWEEN = "expect_column_values_to_be_between"
+UNIQUE = "expect_column_values_to_be_unique"
+COMPOUND_UNIQUE = "expect_compound_columns_to_be_unique"
+A_GE_B = "expect_column_pair_values_a_to_be_greater_than_b"
+
+
+def _set(row, index, value):
+    row = list(row)
+    row[index] = value
+    return tuple(row)
+
+
+def _first(name, index, value):
+    rows = mart_rows()[name]
+    return [_set(rows[0], index, value), *rows[1:]]
+
+
+LATE = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
+EARLY = dt.datetime(2026, 11, 10, tzinfo=dt.UTC)
+CRD_ROW = ("cert-manager.io", "certificates", "get", "alice", 3, 0, EARLY, LATE)
+FINDING_ROW = ("demo", "master-1", 10, "C12_BODY_EXPECTED_MISSING", "info", 2, 2, [])
+IMPERSONATION_ROW = (
+    "admin",
+    "admin",
+    "system:serviceaccount:prod:deployer",
+    [],
+    3,
+    0,
+    0,
+    0,
+    EARLY,
+    LATE,
+)
+
+# mart -> (its rows broken in exactly one way, the one expectation that must fail)
+BROKEN = {
+    "overview": (
+        mart_rows()["overview"] + [mart_rows()["overview"][0]],
+        (COMPOUND_UNIQUE, "dimension, key"),
+    ),
+    "detections": (_first("detections", 1, "urgent"), (IN_SET, "severity")),
+    "important_events": (_first("important_events", 23, None), (NOT_NULL, "evidence_sha256")),
+    "resource_operations": (_first("resource_operations", 6, 1.5), (BETWEEN, "success_rate")),
+    "resource_detail": (_first("resource_detail", 3, "week"), (IN_SET, "facet")),
+    "resource_detail_operations": (
+        _first("resource_detail_operations", 13, 99),
+        (BETWEEN, "response_code"),
+    ),
+    "source_ips": (_first("source_ips", 2, 5), (A_GE_B, "requests, failures")),
+    "users": (_first("users", 6, -1), (BETWEEN, "forbidden")),
+    "impersonation": ([_set(IMPERSONATION_ROW, 2, None)], (NOT_NULL, "impersonated_user")),
+    "crd_operations": ([_set(_set(CRD_ROW, 6, LATE), 7, EARLY)], (A_GE_B, "last_seen, first_seen")),
+    "policy_findings": ([_set(FINDING_ROW, 6, 3)], (A_GE_B, "events, requests")),
+    "policy_fit": (_first("policy_fit", 4, 1.2), (BETWEEN, "share")),
+}
+# marts whose week rows are empty get one good row here, so that "passes" means something
+GOOD_EXTRA = {
+    "impersonation": [IMPERSONATION_ROW],
+    "crd_operations": [CRD_ROW],
+    "policy_findings": [FINDING_ROW],
+}
+
+
+def test_every_mart_has_a_suite_and_a_breakage():
+    assert set(BROKEN) == set(MART_SUITES) == set(mart_rows())
+    for name, build in MART_SUITES.items():
+        assert build().name == f"{name}_suite"
+
+
+@pytest.mark.parametrize("name", sorted(GOOD_EXTRA))
+def test_nonempty_good_rows_pass(spark, runner, name):
+    out = runner.validate(mart_df(spark, name, GOOD_EXTRA[name]), MART_SUITES[name]())
+    assert out.success and out.failures() == []
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN))
+def test_broken_mart_fails_its_expectation(spark, runner, name):
+    rows, expected = BROKEN[name]
+    out = runner.validate(mart_df(spark, name, rows), MART_SUITES[name]())
+    assert not out.success
+    assert failed(out) == {expected}
+    bad = out.failures()[0]
+    assert bad.severity == "critical" and bad.observed["unexpected_count"] >= 1
+
+
+def test_missing_column_is_reported_not_raised(spark, runner):
+    df = mart_df(spark, "policy_fit").drop("share")
+    out = runner.validate(df, MART_SUITES["policy_fit"]())
+    assert not out.success
+    bad = {r.column: r for r in out.failures()}
+    assert set(bad) == {"share"}
+    assert "share" in bad["share"].observed["error"]
