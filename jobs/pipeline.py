@@ -143,6 +143,31 @@ def validate(spark: SparkSession, config: Config, layout: Layout, week: str) -> 
     )  # fmt: skip
 
 
+def validate_ingest_run(spark: SparkSession, layout: Layout, run_id: str) -> dict[str, Any]:
+    """The events suite on one ingest run's events (its own lake files, nothing else).
+
+    Writes ``<home>/lake/_validation/<run_id>.json`` (validation.json's shape) and returns it.
+    Kept out of ``kaudit ingest`` by default: GX costs ~10 s a run, which an hourly ingest need
+    not wait for; the DAG runs it as its own task after ingest, the CLI with ``--validate``.
+    """
+    from expectations.events import file_ranges_from_ledger
+    from expectations.weekly import validate_ingest_batch
+    from jobs.lake.events import committed_files
+    from jobs.lake.marts import write_json
+    from jobs.schemas import EVENTS
+
+    files = [f for f in committed_files(layout, layout.events)
+             if Path(f).name.startswith(f"run-{run_id}-")]  # fmt: skip
+    events_df = (
+        spark.read.schema(EVENTS).option("basePath", str(layout.events)).parquet(*files)
+        if files else spark.createDataFrame([], EVENTS)
+    )  # fmt: skip
+    entries = [e.to_json() for e in read_ledger(layout) if e.run_id == run_id]
+    result = validate_ingest_batch(spark, events_df, file_ranges_from_ledger(spark, entries))
+    write_json(result, layout.lake / "_validation" / f"{run_id}.json")
+    return result
+
+
 def _previous_summary(layout: Layout, config: Config, week: str) -> dict[str, Any] | None:
     monday = parse_week(week) - dt.timedelta(days=7)
     year, number, _ = monday.isocalendar()
