@@ -18,10 +18,12 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, BinaryIO, cast
+from typing import Any, cast
 
 from jobs.evidence.custody import (
+    ChainRestartedRecord,
     CollectedRecord,
+    CompressedTwinRecord,
     CustodyRecord,
     FileSkippedRecord,
     FileUnreadableRecord,
@@ -32,8 +34,18 @@ from jobs.evidence.custody import (
     read_custody,
 )
 from jobs.evidence.names import display_name, os_name
-from jobs.evidence.sources import Entry, open_source
-from jobs.evidence.store import store_stream
+from jobs.evidence.segments import (
+    Chain,
+    GunzipHash,
+    chains_of,
+    collect_active,
+    current_chain,
+    held_content,
+    link_backup,
+    new_chain_id,
+)
+from jobs.evidence.sources import Entry, Source, open_source, unsafe_name
+from jobs.evidence.store import Stored, store_stream
 from jobs.settings import Config, Layout, MasterConfig
 
 # lumberjack backup name: <prefix>-YYYY-MM-DDTHH-MM-SS.mmm<ext>[.gz] (UTC rotation time)
@@ -111,11 +123,13 @@ def select_entries(entries: list[Entry], pattern: str) -> Iterator[tuple[Entry, 
     one is taken and X.gz is skipped until X is gone (it may still be partial).
     """
     names = {e.name for e in entries}
-    for e in sorted(entries, key=lambda e: e.name):
+    # backups by rotation time, then the active file: a rotated chain is closed first
+    for e in sorted(entries, key=_reading_order):
         if not fnmatch.fnmatchcase(e.name, pattern):
             continue
-        if "/" in e.name or e.name.startswith("."):
-            yield e, "unsafe name"
+        why = unsafe_name(e.name)
+        if why:
+            yield e, why
         elif not e.regular:
             yield e, "not a regular file (symlinks are never followed)"
         elif e.name.endswith(".gz") and e.name[:-3] in names and rotation_time(e.name):
@@ -124,20 +138,29 @@ def select_entries(entries: list[Entry], pattern: str) -> Iterator[tuple[Entry, 
             yield e, None
 
 
-def _custody_key(rec: CollectedRecord) -> CustodyKey:
+def _reading_order(e: Entry) -> tuple[bool, datetime, str]:
+    rot = rotation_time(e.name)
+    return (rot is None, rot or datetime.min.replace(tzinfo=UTC), e.name)
+
+
+def _custody_key(rec: CollectedRecord | CompressedTwinRecord) -> CustodyKey:
     return (rec["cluster"], rec["master"], os_name(rec), rec["source_size"], rec["mtime_ns"])
 
 
-def _known(layout: Layout) -> set[CustodyKey]:
-    return {_custody_key(r) for r in collected(read_custody(layout))}
+def _known(records: list[CustodyRecord]) -> set[CustodyKey]:
+    keyed: list[CollectedRecord | CompressedTwinRecord] = [*collected(records)]
+    keyed += [r for r in records if r["record_type"] == "compressed_twin"]
+    return {_custody_key(r) for r in keyed}
 
 
-def _store(
-    config: Config, master: MasterConfig, entry: Entry, fh: BinaryIO, layout: Layout
+def _record(
+    config: Config,
+    master: MasterConfig,
+    entry: Entry,
+    stored: Stored,
+    active: bool,
+    **extra: Any,
 ) -> CollectedRecord:
-    active = is_active(entry.name)
-    with fh:
-        stored = store_stream(layout, fh, limit=entry.size, complete_lines_only=active)
     rot = rotation_time(entry.name)
     record: CollectedRecord = {
         "record_type": "collected",
@@ -155,12 +178,19 @@ def _store(
         "rotated_at": rot.isoformat(timespec="milliseconds") if rot else None,
         "dropped_partial_bytes": stored.dropped_partial_bytes,
         "new_content": stored.is_new,
+        "inode": entry.inode,
+        "lines": stored.lines,
     }
+    record.update(cast(CollectedRecord, extra))
     return named(record, entry.name)
 
 
 def collect_master(
-    config: Config, master: MasterConfig, layout: Layout, known: set[CustodyKey]
+    config: Config,
+    master: MasterConfig,
+    layout: Layout,
+    known: set[CustodyKey],
+    held: list[CustodyRecord] | None = None,
 ) -> MasterResult:
     """Collect one master.
 
@@ -172,7 +202,7 @@ def collect_master(
     try:
         source = open_source(master)
         entries = source.list()
-    except (OSError, NotImplementedError) as exc:
+    except (OSError, NotImplementedError, ValueError) as exc:
         if source is not None:
             source.close()
         msg = _listing_failure(master, exc)
@@ -186,6 +216,8 @@ def collect_master(
         }
         append_custody(layout, [failure])
         return MasterResult(master.name, failure=msg)
+    held = read_custody(layout) if held is None else held
+    taker = _Taker(config, master, layout, source, held)
     records: list[CustodyRecord] = []
     problems: list[CustodyRecord] = []
     skipped: list[Skipped] = []
@@ -201,13 +233,15 @@ def collect_master(
                 unchanged += 1
                 continue
             try:
-                fh = source.open(entry)
-            except (OSError, ValueError) as exc:
+                taken = taker.take(entry)
+            except (OSError, ValueError, EOFError) as exc:
                 reason = f"unreadable: {getattr(exc, 'strerror', None) or exc}"
                 skipped.append(Skipped(display_name(os.fsencode(entry.name)), reason))
                 problems.append(_not_taken(config, master, entry, reason, unreadable=True))
                 continue
-            records.append(_store(config, master, entry, fh, layout))
+            if not taken:
+                unchanged += 1
+            records += taken
     finally:
         source.close()
         written = 0
@@ -215,12 +249,163 @@ def collect_master(
             # a concurrent collection of the same master may have recorded a file meanwhile
             sealed = append_custody(layout, records + problems, skip_if_known=_custody_key)
             written = len(collected(sealed))
+    new = len(collected(records))
     return MasterResult(
         master.name,
         collected=written,
-        unchanged=unchanged + len(records) - written,
+        unchanged=unchanged + new - written,
         skipped=tuple(skipped),
     )
+
+
+class _Twin(Exception):
+    def __init__(self, record: CollectedRecord) -> None:
+        self.record = record
+
+
+class _Taker:
+    """Takes one master's files: segments of the active file, backup tails, gzip twins."""
+
+    def __init__(
+        self,
+        config: Config,
+        master: MasterConfig,
+        layout: Layout,
+        source: Source,
+        held: list[CustodyRecord],
+    ) -> None:
+        self.config, self.master, self.layout, self.source = config, master, layout, source
+        self.chains = chains_of(held, config.cluster, master.name)
+        self.content = held_content(held)
+
+    def take(self, entry: Entry) -> list[CustodyRecord]:
+        """The custody records of one file taken (none when nothing new was appended)."""
+        if is_active(entry.name):
+            return self._active(entry)
+        if entry.name.endswith(".gz"):
+            return self._gzip(entry)
+        active_name = _active_name_of(entry.name)
+        chains = [c for c in self.chains if c.file == active_name]
+        tail = link_backup(self.layout, self.source, entry, chains) if chains else None
+        if tail is None:
+            with self.source.open(entry) as fh:
+                stored = store_stream(self.layout, fh, entry.size, False, expect_size=entry.size)
+            rec = _record(self.config, self.master, entry, stored, False)
+            self.content.setdefault(stored.sha256, rec)
+            return [rec]
+        chain = tail.chain
+        rec = _record(
+            self.config,
+            self.master,
+            entry,
+            tail.stored,
+            False,
+            chain=chain.id,
+            offset=chain.end,
+            line_offset=chain.lines,
+            prev_segment=chain.segments[-1]["sha256"],
+            segments=[s["sha256"] for s in chain.segments],
+            file_sha256=tail.file_sha256,
+            file_size=entry.size,
+        )
+        chain.closed_by = rec
+        self.content.setdefault(tail.file_sha256, rec)
+        return [rec]
+
+    def _active(self, entry: Entry) -> list[CustodyRecord]:
+        chain = current_chain(self.chains, entry.name)
+        at = now()
+        new_id = new_chain_id(self.config.cluster, self.master.name, entry.name, at)
+        seg = collect_active(self.layout, self.source, entry, chain, new_id)
+        if seg is None:
+            return []
+        out: list[CustodyRecord] = []
+        if seg.restart and chain is not None:
+            chain.restarted = True
+            restarted: ChainRestartedRecord = {
+                "record_type": "chain_restarted",
+                "cluster": self.config.cluster,
+                "master": self.master.name,
+                "source_uri": self.master.source,
+                "file_name": entry.name,
+                "chain": chain.id,
+                "held_bytes": chain.end,
+                "reason": seg.restart,
+                "at": at,
+            }
+            out.append(named(restarted, entry.name))
+        rec = _record(
+            self.config,
+            self.master,
+            entry,
+            seg.stored,
+            True,
+            chain=seg.chain,
+            offset=seg.offset,
+            line_offset=seg.line_offset,
+            prev_segment=seg.prev,
+        )
+        if seg.offset:
+            assert chain is not None
+            chain.segments.append(rec)
+        else:
+            self.chains.append(Chain(seg.chain, entry.name, entry.inode, [rec]))
+        return [*out, rec]
+
+    def _gzip(self, entry: Entry) -> list[CustodyRecord]:
+        inflated = GunzipHash()
+        transferred: list[str] = []
+
+        def not_a_twin(sha: str) -> None:
+            transferred.append(sha)
+            content = inflated.hexdigest()
+            if content is not None and content in self.content:
+                raise _Twin(self.content[content])
+
+        try:
+            with self.source.open(entry) as fh:
+                stored = store_stream(
+                    self.layout,
+                    fh,
+                    entry.size,
+                    False,
+                    expect_size=entry.size,
+                    observe=inflated.update,
+                    before_link=not_a_twin,
+                )
+        except _Twin as twin:
+            held = twin.record
+            record: CompressedTwinRecord = {
+                "record_type": "compressed_twin",
+                "cluster": self.config.cluster,
+                "master": self.master.name,
+                "source_uri": self.master.source,
+                "file_name": entry.name,
+                "sha256": transferred[-1],
+                "source_size": entry.size,
+                "mtime_ns": entry.mtime_ns,
+                "uncompressed_sha256": str(inflated.hexdigest()),
+                "twin_file": held["file_name"],
+                "twin_sha256": held["sha256"],
+                "at": now(),
+            }
+            return [named(record, entry.name)]
+        return [
+            _record(
+                self.config,
+                self.master,
+                entry,
+                stored,
+                False,
+                uncompressed_sha256=inflated.hexdigest(),
+            )
+        ]
+
+
+def _active_name_of(backup: str) -> str | None:
+    """``kubernetes-<TS>.audit`` -> ``kubernetes.audit`` (lumberjack's naming)."""
+    m = BACKUP_RE.match(backup)
+    return f"{m['prefix']}{m['ext'] or ''}" if m else None
 
 
 def _not_taken(
@@ -252,6 +437,9 @@ def _listing_failure(master: MasterConfig, exc: Exception) -> str:
 
 def collect(config: Config, layout: Layout, parallel: int = 4) -> list[MasterResult]:
     """Collect every master of the config, in parallel; one result per master."""
-    known = _known(layout)
+    held = read_custody(layout)
+    known = _known(held)
     with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(config.masters)))) as pool:
-        return list(pool.map(lambda m: collect_master(config, m, layout, known), config.masters))
+        return list(
+            pool.map(lambda m: collect_master(config, m, layout, known, held), config.masters)
+        )

@@ -55,6 +55,20 @@ class CollectedRecord(_Record):
     rotated_at: str | None
     dropped_partial_bytes: int
     new_content: bool
+    # a segment of a file collected incrementally (jobs.evidence.segments): bytes
+    # [offset, offset + size) of the file, lines line_offset + 1.., after prev_segment
+    inode: NotRequired[int]  # 0 when the source cannot tell
+    chain: NotRequired[str]
+    offset: NotRequired[int]
+    line_offset: NotRequired[int]
+    lines: NotRequired[int]
+    prev_segment: NotRequired[str | None]
+    # a rotated backup whose head was held as segments: only its tail is stored; the
+    # backup's bytes are the concatenation of ``segments`` then this record's bytes
+    file_sha256: NotRequired[str]
+    file_size: NotRequired[int]
+    segments: NotRequired[list[str]]
+    uncompressed_sha256: NotRequired[str | None]  # a gzip file's content, when it inflates
 
 
 class CollectionFailureRecord(_Record):
@@ -97,18 +111,56 @@ class EvidenceAlteredRecord(_Record):
     at: str
 
 
+class ChainRestartedRecord(_Record):
+    """A file collected incrementally no longer starts with the bytes held: a new chain starts.
+
+    (Rotated, truncated or replaced; the old chain stays open for its backup to close it.)
+    """
+
+    record_type: Literal["chain_restarted"]
+    file_name: str
+    file_name_b64: NotRequired[str]
+    chain: str
+    held_bytes: int
+    reason: str
+    at: str
+
+
+class CompressedTwinRecord(_Record):
+    """A gzip file whose content custody already holds uncompressed: linked, not stored again."""
+
+    record_type: Literal["compressed_twin"]
+    file_name: str
+    file_name_b64: NotRequired[str]
+    sha256: str  # the gzip bytes as transferred
+    source_size: int
+    mtime_ns: int
+    uncompressed_sha256: str
+    twin_file: str
+    twin_sha256: str  # the held record (whole file or the segment that closed its chain)
+    at: str
+
+
 CustodyRecord = (
     CollectedRecord
     | CollectionFailureRecord
     | FileUnreadableRecord
     | FileSkippedRecord
     | EvidenceAlteredRecord
+    | ChainRestartedRecord
+    | CompressedTwinRecord
 )
 """One line of the custody log; ``record_type`` tells which."""
 
 
 NamedRecord = TypeVar(
-    "NamedRecord", CollectedRecord, FileUnreadableRecord, FileSkippedRecord, EvidenceAlteredRecord
+    "NamedRecord",
+    CollectedRecord,
+    FileUnreadableRecord,
+    FileSkippedRecord,
+    EvidenceAlteredRecord,
+    ChainRestartedRecord,
+    CompressedTwinRecord,
 )
 
 

@@ -1,4 +1,4 @@
-"""Where a master's audit files are listed and read: file:// now, sftp:// later.
+"""Where a master's audit files are listed and read: file:// here, sftp:// in sources_sftp.
 
 A source lists entries (name, size, mtime, inode) and opens them. Symlinks, directories and
 devices are listed as not regular and never opened; a name with a path separator is refused;
@@ -35,6 +35,15 @@ class Entry:
     inode: int = 0
 
 
+def unsafe_name(name: str) -> str | None:
+    """Why a (remote, untrusted) name may not be used in a path, or None for a plain name."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or name.startswith("."):
+        return "unsafe name (path separator or dot entry)"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "unsafe name (control characters)"
+    return None
+
+
 class Source(Protocol):
     """A master's log directory."""
 
@@ -46,6 +55,10 @@ class Source(Protocol):
 
     def open(self, entry: Entry) -> BinaryIO:
         """The listed file, opened for reading; raises OSError or ValueError."""
+        ...
+
+    def stat(self, name: str) -> Entry | None:
+        """The entry now under ``name`` (not following symlinks); None when it is gone."""
         ...
 
     def close(self) -> None:
@@ -88,6 +101,14 @@ class LocalSource:
             raise ValueError(f"{name!r} was replaced between listing and opening")
         return os.fdopen(fd, "rb")
 
+    def stat(self, name: str) -> Entry | None:
+        """The entry now under ``name``, not following symlinks; None when it is gone."""
+        try:
+            st = os.stat(name, dir_fd=self._dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        return Entry(name, st.st_size, st.st_mtime_ns, stat.S_ISREG(st.st_mode), st.st_ino)
+
     def close(self) -> None:
         """Close the directory descriptor taken by :meth:`list`."""
         if self._dir_fd is not None:
@@ -96,9 +117,18 @@ class LocalSource:
 
 
 def open_source(master: MasterConfig) -> Source:
-    """The source of a master's files; NotImplementedError for schemes not built yet."""
+    """The source of a master's files (an sftp source connects here).
+
+    Raises:
+        OSError: the master cannot be reached (sftp: after the configured retries).
+        NotImplementedError: a scheme not built.
+    """
     if master.scheme == "file":
         return LocalSource(master.local_path, master.source)
+    if master.scheme == "sftp":
+        from jobs.evidence.sources_sftp import SftpSource
+
+        return SftpSource.connect(master)
     raise NotImplementedError(
         f"master {master.name}: {master.scheme}:// collection is not built yet"
     )

@@ -1,8 +1,9 @@
 """``kaudit verify``: the custody chain, the evidence store and every published custody head.
 
 Checks: the chain (no torn, broken or altered record); every recorded evidence file exists
-and hashes to its name; every file in the store is named by a record; the chain holds every
-custody head it can find (``custody/head.json``, each ledger commit's ``custody_head``, each
+and hashes to its name; every backup stored as a tail is the concatenation its record
+names; every file in the store is named by a record; the chain holds every custody head it
+can find (``custody/head.json``, each ledger commit's ``custody_head``, each
 ``manifest.json`` under ``reports/`` that carries one), so a chain cut at its tail or
 rewritten disagrees with what was published from it.
 """
@@ -13,9 +14,16 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from jobs.evidence.custody import chain_problems, head_disagreement, head_path, is_head
+from jobs.evidence.custody import (
+    CollectedRecord,
+    chain_problems,
+    head_disagreement,
+    head_path,
+    is_head,
+)
+from jobs.evidence.segments import concatenation_problem
 from jobs.evidence.store import INCOMING, evidence_path, hash_file
 from jobs.settings import Layout
 
@@ -101,6 +109,10 @@ def _evidence_problems(layout: Layout, records: list[dict[str, Any]]) -> tuple[l
             problems.append(f"custody record {i}: evidence file {path} altered (hash differs)")
         else:
             size += path.stat().st_size
+        if rec.get("file_sha256") and path.is_file():
+            why = concatenation_problem(layout, cast(CollectedRecord, rec))
+            if why:
+                problems.append(f"custody record {i}: backup {rec.get('file_name')}: {why}")
     if layout.evidence.is_dir():
         for path in sorted(layout.evidence.rglob("*")):
             if INCOMING in path.relative_to(layout.evidence).parts or path.is_dir():

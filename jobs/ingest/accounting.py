@@ -1,7 +1,8 @@
 """The line accounting that gates the commit: staged buckets per file == framed lines.
 
 Every physical line (plus one per damaged gzip stream) must land in exactly one bucket,
-and the highest line number must equal the line count; otherwise nothing is committed.
+and the highest line number must equal the line count (plus, for a segment, the lines of
+the file before it); otherwise nothing is committed.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pyspark.sql import functions as F
 
 from jobs.evidence.custody import CollectedRecord
 from jobs.ingest.errors import IngestError
+from jobs.ingest.lines import line_offset
 from jobs.ingest.preflight import Framed
 from jobs.lake.ledger import LedgerEntry
 
@@ -79,7 +81,8 @@ def ledger_entries(
     for f in framed:
         c = counts.get(f.sha256, Counts())
         lines = f.lines + (1 if f.damage else 0)
-        if c.total != lines or c.max_line != lines:
+        offset = line_offset(meta, f)
+        if c.total != lines or (lines and c.max_line != offset + lines):
             raise IngestError(
                 f"evidence {f.sha256}: {lines} lines framed but buckets add up to {c.total} "
                 f"(max line number {c.max_line}): refusing to commit"
@@ -102,6 +105,7 @@ def ledger_entries(
                 blank=c.blank,
                 run_id=run_id,
                 file_b64=m.get("file_name_b64"),
+                line_offset=offset,
             )
         )
     return entries

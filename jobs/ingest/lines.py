@@ -2,7 +2,10 @@
 
 Line numbers come from the row index within a partition, so the text scan must put each
 file, unsplit, in a partition of its own (:func:`one_file_per_partition`); the ledger check
-(Spark's per-file counts == framed line counts) verifies it on every run.
+(Spark's per-file counts == framed line counts) verifies it on every run. A segment of a
+file collected incrementally (:mod:`jobs.evidence.segments`) is parsed once, on its own; its
+line numbers continue the file's (its custody record's ``line_offset`` is added), so a lake
+row is (evidence_sha256 of the segment, line number in the FILE).
 """
 
 from __future__ import annotations
@@ -41,10 +44,10 @@ def _lines_df(
 ) -> DataFrame:
     files = spark.createDataFrame(
         [
-            (f.sha256, meta[f.sha256]["cluster"], meta[f.sha256]["master"], i)
+            (f.sha256, meta[f.sha256]["cluster"], meta[f.sha256]["master"], i, line_offset(meta, f))
             for i, f in enumerate(framed)
         ],
-        "evidence_sha256 string, cluster string, master string, file_order int",
+        "evidence_sha256 string, cluster string, master string, file_order int, line_offset long",
     )
     raw = (
         spark.read.option("lineSep", "\n")
@@ -57,7 +60,14 @@ def _lines_df(
             ),
         )
     )
-    return raw.join(F.broadcast(files), on="evidence_sha256", how="inner")
+    joined = raw.join(F.broadcast(files), on="evidence_sha256", how="inner")
+    # a segment's lines are numbered as in the file it is part of
+    return joined.withColumn("line_no", F.col("line_no") + F.col("line_offset")).drop("line_offset")
+
+
+def line_offset(meta: Mapping[str, CollectedRecord], framed: Framed) -> int:
+    """Lines of the file before this evidence file (a segment); 0 for a whole file."""
+    return meta[framed.sha256].get("line_offset", 0) if not framed.compressed else 0
 
 
 def _damage_rows(
@@ -67,7 +77,7 @@ def _damage_rows(
     rows = [
         (
             f.sha256,
-            f.lines + 1,
+            line_offset(meta, f) + f.lines + 1,
             GZIP_TRUNCATED,
             f.damage,
             f.damage_tail[: 1 << 20],

@@ -14,8 +14,10 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from jobs.errors import DataError
 from jobs.settings import Layout
 
 
@@ -40,6 +42,9 @@ class LedgerEntry:
         run_id: the ingest run; not stored in the entry (its file names it).
         file_b64: the raw name (base64) when it is not valid UTF-8 (``file`` then shows
             undecodable bytes as ``\xNN``); stored only then.
+        line_offset: for a segment of a file collected incrementally, the file's lines
+            before it: its lines are ``line_offset + 1 .. line_offset + lines`` of ``file``
+            (the lake's ``line_no`` is the line in the file); stored only when not 0.
     """
 
     evidence_sha256: str
@@ -57,6 +62,7 @@ class LedgerEntry:
     blank: int
     run_id: str
     file_b64: str | None = None
+    line_offset: int = 0
 
     @property
     def adds_up(self) -> bool:
@@ -69,6 +75,8 @@ class LedgerEntry:
         del body["run_id"]
         if body["file_b64"] is None:
             del body["file_b64"]  # the entry's JSON is as before for names in UTF-8
+        if not body["line_offset"]:
+            del body["line_offset"]
         return body
 
     @classmethod
@@ -83,13 +91,40 @@ def committed_runs(layout: Layout) -> set[str]:
     return {p.stem for p in layout.ledger.glob("*.json")} if layout.ledger.is_dir() else set()
 
 
+def _read_run_file(path: Path) -> tuple[str, str, list[LedgerEntry]]:
+    """(committed_at, run_id, entries) of one run file.
+
+    Raises:
+        DataError: naming the file, when it is unreadable, truncated or not a run file.
+    """
+    try:
+        body = json.loads(path.read_bytes())
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ledger run file: {exc.strerror or exc}") from exc
+    except ValueError as exc:  # truncated, not JSON, not UTF-8
+        raise DataError(
+            f"{path}: ledger run file is damaged (not complete JSON: {exc}); restore it from backup"
+        ) from exc
+    try:
+        run_id, committed_at = str(body["run_id"]), str(body["committed_at"])
+        entries = [LedgerEntry.from_json(f, run_id) for f in body["files"]]
+    except (KeyError, TypeError) as exc:
+        raise DataError(
+            f"{path}: ledger run file is damaged (missing or bad field: {exc})"
+        ) from exc
+    return committed_at, run_id, entries
+
+
 def read_ledger(layout: Layout) -> list[LedgerEntry]:
-    """Every committed per-file ledger entry, in commit order."""
+    """Every committed per-file ledger entry, in commit order.
+
+    Raises:
+        DataError: naming the run file, when one is unreadable, truncated or malformed.
+    """
     if not layout.ledger.is_dir():
         return []
-    runs = [json.loads(p.read_text()) for p in layout.ledger.glob("*.json")]
-    runs.sort(key=lambda r: (r["committed_at"], r["run_id"]))
-    return [LedgerEntry.from_json(f, r["run_id"]) for r in runs for f in r["files"]]
+    runs = sorted((_read_run_file(p) for p in layout.ledger.glob("*.json")), key=lambda r: r[:2])
+    return [entry for _, _, entries in runs for entry in entries]
 
 
 def ingested_evidence(layout: Layout) -> set[str]:
