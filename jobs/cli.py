@@ -355,9 +355,12 @@ def _verify_report(pdf: Path, home: str | None) -> None:
 @click.option("--week", default="2026-W47", show_default=True)
 def demo(out_dir: str, events: int, week: str) -> None:
     """Generate a week, collect it, ingest it and report (everything under --out)."""
+    from jobs.weekly.summary import parse_week
+
+    parse_week(week)  # refuse a bad week before anything is generated
     from jobs.demo import run_demo
 
-    run_demo(Path(out_dir), events=events, week=week)
+    run_demo(Path(out_dir), events=events, week=week, echo=click.echo)
 
 
 @main.command()
@@ -382,6 +385,12 @@ def report(config_path: str, week: str, home: str | None, allow_empty: bool) -> 
     config = load_config(config_path)
     parse_week(week)  # refuse a bad week before Spark starts
     layout = _home(home)
+    from jobs.lake.ledger import read_ledger
+    from jobs.policy import load_policy
+
+    if config.policy is not None:  # a missing or invalid policy: one line, before Spark
+        load_policy(config.policy)
+    read_ledger(layout)  # a damaged ledger run file: one line naming it, before Spark
     from jobs import pipeline
     from jobs._session import get_spark
 
@@ -557,6 +566,41 @@ def investigate(
     if not result.rows:
         click.echo("no events match the query")
     click.echo(f"{len(result.rows)} events written to {out_file}")
+
+
+@main.command()
+@HOME_OPTION
+@click.option(
+    "--config", "config_path", default=None, type=click.Path(dir_okay=False),
+    help="the cluster's config (rotation settings and schedule); default: the product's",
+)  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def coverage(home: str | None, config_path: str | None, as_json: bool) -> None:
+    """Per master: the time the held evidence covers, its gaps, and retention headroom."""
+    from jobs.config import RotationConfig, ScheduleConfig
+    from jobs.evidence.coverage import coverage_report
+    from jobs.evidence.custody import read_custody
+    from jobs.settings import existing_home
+
+    layout = Layout(existing_home(home))
+    config = load_config(config_path) if config_path else None
+    clusters = [config.cluster] if config else sorted({r["cluster"] for r in read_custody(layout)})
+    rotation = config.rotation if config else RotationConfig()
+    schedule = (config.schedule if config else ScheduleConfig()).collect_ingest
+    reports = [coverage_report(layout, c, rotation, schedule) for c in clusters]
+    if as_json:
+        click.echo(json.dumps(reports, indent=1))
+        return
+    for rep in reports:
+        click.echo(f"cluster {rep['cluster']}")
+        for master, ranges in rep["covered"].items():
+            spans = ", ".join(f"{r['start']} .. {r['end']}" for r in ranges)
+            click.echo(f"  {master}: covered {spans}")
+        for g in rep["gaps"]:
+            click.echo(f"  GAP {g['master']} {g['start']} .. {g['end']}: {g['cause']}")
+        for h in rep["headroom"]:
+            if h["warning"]:
+                click.echo(f"  WARNING {h['warning']}")
 
 
 if __name__ == "__main__":

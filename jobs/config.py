@@ -28,6 +28,7 @@ falls back to a default. Example (the README lists every key)::
       allowed_namespaces: [default, "team-*"]
       threat_lists: [/etc/kaudit/tor-exits.txt]
     schedule: {collect_ingest: "@hourly", weekly_report: "0 6 * * 1"}
+    rotation: {maxsize_mb: 100, maxbackup: 10, maxage_days: 7}   # the masters' --audit-log-max*
 """
 
 from __future__ import annotations
@@ -41,9 +42,8 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-
 from jobs.errors import UsageError
+from jobs.yamlsafe import load_yaml
 
 DEFAULT_PATTERN = "kubernetes*.audit*"
 DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024
@@ -54,6 +54,9 @@ STARTTLS_MODES = ("auto", "require", "off")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SOURCE_SCHEMES = ("file://", "sftp://")
+_SCHEDULE_RE = re.compile(  # an Airflow preset or 5 cron fields
+    r"@(once|continuous|hourly|daily|weekly|monthly|quarterly|yearly)|([\w*/,?#-]+\s+){4}[\w*/,?#-]+"
+)
 T = TypeVar("T")
 
 
@@ -163,6 +166,15 @@ class ScheduleConfig:
 
 
 @dataclass(frozen=True)
+class RotationConfig:
+    """The masters' kube-apiserver audit log rotation (``--audit-log-max*``), for coverage."""
+
+    maxsize_mb: float = 100.0
+    maxbackup: int = 10
+    maxage_days: float = 7.0
+
+
+@dataclass(frozen=True)
 class Config:
     """One cluster's config file, validated."""
 
@@ -175,6 +187,7 @@ class Config:
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     detections: DetectionsConfig = field(default_factory=DetectionsConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    rotation: RotationConfig = field(default_factory=RotationConfig)
     spark_master: str | None = None
     path: Path | None = None
 
@@ -194,6 +207,7 @@ _TOP_KEYS = {
     "validation",
     "detections",
     "schedule",
+    "rotation",
     "spark_master",
 }
 _MASTER_KEYS = {
@@ -207,7 +221,10 @@ _MASTER_KEYS = {
     "known_hosts",
     "password_env",
     "conn_id",
+    "timeout",
+    "retries",
 }
+_ROTATION_KEYS = {"maxsize_mb", "maxbackup", "maxage_days"}
 _REPORT_KEYS = {"system_users", "system_user_prefixes", "trusted_proxies", "geoip", "language"}
 _GEO_KEYS = {"city", "asn"}
 _DELIVERY_KEYS = {"email", "webhooks", "gate", "retries"}
@@ -308,6 +325,11 @@ def _choice(p: _Problems, key: str, value: Any, choices: tuple[str, ...], defaul
     return str(value)
 
 
+def _port(p: _Problems, key: str, value: Any) -> int | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and 0 < value < 65536
+    return p.check(key, value, lambda _: ok, f"{value!r} is not a port number")
+
+
 def _parse_master(p: _Problems, i: int, raw: Any, base: Path) -> MasterConfig | None:
     key = f"masters[{i}]"
     data = p.mapping(key, raw, _MASTER_KEYS)
@@ -336,6 +358,15 @@ def _parse_master(p: _Problems, i: int, raw: Any, base: Path) -> MasterConfig | 
     if not _is_str(pattern) or "/" in pattern:
         p.add(f"{key}.pattern", "a file-name glob without '/'")
         ok = False
+    if data.get("port") is not None:  # sftp settings: typed here, collect never trips on them
+        _port(p, f"{key}.port", data["port"])
+    for opt in ("user", "key_file", "known_hosts", "host_key", "conn_id"):
+        if opt in data and not _is_str(data[opt]):
+            p.add(f"{key}.{opt}", "a non-empty string")
+    for opt in ("timeout", "retries"):
+        if opt in data and (isinstance(data[opt], bool) or not isinstance(data[opt], int | float)):
+            p.add(f"{key}.{opt}", f"{data[opt]!r} is not a number")
+    _env_name(p, f"{key}.password_env", data.get("password_env"))
     options = {k: v for k, v in data.items() if k not in {"name", "source", "pattern"}}
     return MasterConfig(name=name, source=source, pattern=pattern, options=options) if ok else None
 
@@ -380,10 +411,7 @@ def _parse_email(p: _Problems, raw: Any) -> EmailConfig | None:
     to = _str_list(p, "delivery.email.to", data.get("to"))
     if not to:
         p.add("delivery.email.to", "required, a non-empty list of addresses")
-    port = data.get("smtp_port", 587)
-    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
-        p.add("delivery.email.smtp_port", f"{port!r} is not a port number")
-        port = 587
+    port = _port(p, "delivery.email.smtp_port", data.get("smtp_port", 587)) or 587
     return EmailConfig(
         smtp_host=str(data.get("smtp_host") or ""),
         sender=str(data.get("sender") or ""),
@@ -464,6 +492,12 @@ def _parse_detections(p: _Problems, raw: Any, base: Path) -> DetectionsConfig:
         for i, v in enumerate(lists)
         if (x := _path(p, base, f"detections.threat_lists[{i}]", v)) is not None
     )
+    alert = _str_list(p, "detections.alert", data.get("alert"))
+    if alert:  # the catalogue imports pyspark: only when alerts are configured
+        from jobs.detections.catalogue import DETECTION_IDS
+
+        for unknown in (a for a in alert if a not in DETECTION_IDS):
+            p.add("detections.alert", f"unknown detection {unknown!r} (see docs/detections.md)")
     hosting = data.get("hosting_asns", True)
     if not isinstance(hosting, bool):
         p.add("detections.hosting_asns", f"{hosting!r} is not true or false")
@@ -474,16 +508,27 @@ def _parse_detections(p: _Problems, raw: Any, base: Path) -> DetectionsConfig:
         allowed_namespaces=_optional_list(p, "detections.allowed_namespaces", data),
         threat_lists=paths,
         hosting_asns=hosting,
-        alert=_str_list(p, "detections.alert", data.get("alert")),
+        alert=alert,
     )
 
 
 def _parse_schedule(p: _Problems, raw: Any) -> ScheduleConfig:
     data = p.mapping("schedule", raw, _SCHEDULE_KEYS)
+    good = {k: v for k, v in data.items() if _is_str(v) and _SCHEDULE_RE.fullmatch(v.strip())}
+    for key in sorted(set(data) - set(good)):
+        p.add(f"schedule.{key}", f"{data[key]!r}: not a 5-field cron expression or a preset")
+    return ScheduleConfig(**good)
+
+
+def _parse_rotation(p: _Problems, raw: Any) -> RotationConfig:
+    data = p.mapping("rotation", raw, _ROTATION_KEYS)
+    good: dict[str, Any] = {}
     for key, value in data.items():
-        if not _is_str(value):
-            p.add(f"schedule.{key}", "a cron expression or an Airflow preset such as @hourly")
-    return ScheduleConfig(**{k: v for k, v in data.items() if _is_str(v)})
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            p.add(f"rotation.{key}", "a number >= 0 (0: no limit, as kube-apiserver reads it)")
+        else:
+            good[key] = value
+    return RotationConfig(**good)
 
 
 def parse_config(data: Any, base: Path, path: Path | None = None) -> Config:
@@ -531,49 +576,12 @@ def parse_config(data: Any, base: Path, path: Path | None = None) -> Config:
         validation=_parse_validation(p, top.get("validation")),
         detections=_parse_detections(p, top.get("detections"), base),
         schedule=_parse_schedule(p, top.get("schedule")),
+        rotation=_parse_rotation(p, top.get("rotation")),
         spark_master=spark_master if _is_str(spark_master) else None,
         path=path,
     )
     p.raise_if_any()
     return config
-
-
-class _DepthLimitedLoader(yaml.SafeLoader):  # type: ignore[misc]
-    """A SafeLoader that refuses absurd nesting instead of overflowing the stack."""
-
-    max_depth = 64
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        depth = getattr(self, "_depth", 0)
-        if depth >= self.max_depth:
-            mark = self.peek_event().start_mark
-            raise yaml.YAMLError(
-                f"nested deeper than {self.max_depth} levels at line {mark.line + 1}"
-            )
-        self._depth = depth + 1
-        try:
-            return super().compose_node(parent, index)
-        finally:
-            self._depth = depth
-
-
-def load_yaml(path: Path, what: str) -> Any:
-    """Read and parse a YAML file (config, policy) with a one-line error naming it.
-
-    Raises:
-        ConfigError: unreadable, not UTF-8, not YAML, or nested absurdly deep.
-    """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read {what}: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: {what} is not UTF-8 text (byte {exc.start})") from exc
-    try:
-        return yaml.load(text, Loader=_DepthLimitedLoader)  # noqa: S506 - a SafeLoader subclass
-    except (yaml.YAMLError, RecursionError) as exc:
-        detail = " ".join(str(exc).split()) if not isinstance(exc, RecursionError) else "too deep"
-        raise ConfigError(f"{path}: {what} is not valid YAML: {detail}") from exc
 
 
 def load_config(path: str | os.PathLike[str]) -> Config:
@@ -583,4 +591,4 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         ConfigError: naming the file and every key at fault.
     """
     p = Path(path)
-    return parse_config(load_yaml(p, "config"), p.resolve().parent, p)
+    return parse_config(load_yaml(p, "config", ConfigError), p.resolve().parent, p)

@@ -26,10 +26,10 @@ from jobs.config import (
     ValidationConfig,
     WebhookConfig,
     load_config,
-    load_yaml,
     parse_config,
 )
 from jobs.errors import UsageError
+from jobs.yamlsafe import load_yaml
 
 __all__ = [
     "DEFAULT_HOME",
@@ -194,3 +194,51 @@ def spark_settings(config_master: str | None = None) -> SparkSettings:
     env.setdefault("MALLOC_ARENA_MAX", "2")
     env.setdefault("SPARK_LOCAL_IP", settings.driver_host)
     return settings
+
+
+@dataclass(frozen=True)
+class DagSettings:
+    """What the Airflow DAGs run on: the cluster config files and the kaudit home.
+
+    Attributes:
+        configs: the config files (one per cluster), from ``$KAUDIT_CONFIG`` (':'-separated).
+        home: the kaudit home (``$KAUDIT_HOME``, else ./kaudit-home).
+        start_date: first logical date of the scheduled DAGs (``$KAUDIT_DAG_START``, an ISO
+            date; default 2026-01-05, a Monday), at midnight in the first config's time zone.
+    """
+
+    configs: tuple[Path, ...]
+    home: Path
+    start_date: str = "2026-01-05"
+
+
+def dag_settings() -> DagSettings:
+    """The DAGs' settings from the environment of the Airflow process (parse and task time)."""
+    raw = os.environ.get("KAUDIT_CONFIG", "")
+    configs = tuple(Path(p).expanduser().resolve() for p in raw.split(":") if p.strip())
+    return DagSettings(
+        configs=configs,
+        home=resolve_home(None),
+        start_date=os.environ.get("KAUDIT_DAG_START") or DagSettings.start_date,
+    )
+
+
+def airflow_environment(airflow_home: Path, dags_folder: Path, configs: list[Path],
+                        home: Path) -> dict[str, str]:  # fmt: skip
+    """Set the environment an embedded Airflow (SQLite, no examples) and the DAGs read.
+
+    Must run before ``airflow`` is imported: Airflow reads its settings at import. Returns
+    what was set (for a subprocess, e.g. ``airflow db migrate``).
+    """
+    values = {
+        "AIRFLOW_HOME": str(airflow_home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(airflow_home / "logs"),
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "KAUDIT_CONFIG": ":".join(str(p) for p in configs),
+        "KAUDIT_HOME": str(home),
+    }
+    os.environ.update(values)
+    return values

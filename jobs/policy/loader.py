@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from jobs.yamlsafe import DepthLimitedLoader
 from jobs.policy.model import (
     API_VERSIONS,
     GROUP_WILDCARD,
@@ -248,13 +249,16 @@ def parse_policy(text: str | bytes, source: str = "<string>") -> Policy:
     raw = text.encode("utf-8") if isinstance(text, str) else text
     doc = _Doc(source)
     try:
-        root = yaml.compose(raw, Loader=yaml.SafeLoader)  # nodes keep line numbers
+        # nodes keep line numbers; the loader refuses absurd nesting before the stack overflows
+        root = yaml.compose(raw, Loader=DepthLimitedLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}" if mark is not None else ""
         raise PolicyError(f"{source}{line}: invalid YAML: {exc.problem or exc.context}") from exc
     except yaml.YAMLError as exc:
-        raise PolicyError(f"{source}: invalid YAML: {exc}") from exc
+        raise PolicyError(f"{source}: invalid YAML: {' '.join(str(exc).split())}") from exc
+    except RecursionError as exc:
+        raise PolicyError(f"{source}: invalid YAML: nested too deep") from exc
     if root is None:
         raise PolicyError(f"{source}: empty policy file")
     fields = doc.mapping(root, "", _POLICY_FIELDS)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from jobs.errors import UsageError
 from jobs.policy.loader import load_default_policy, load_policy
 from jobs.policy.model import GroupResources, Policy, PolicyRule
 
@@ -19,7 +20,6 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 STDIN = "-"
-CLI_CLUSTER = "cli"  # ingest deduplicates per cluster; all inputs of one call form one
 BUCKET_BLANK, BUCKET_QUARANTINED = "blank", "quarantined"
 _RESULT_COLUMNS = (
     "file_order", "line_no", "bucket", "reason", "detail", "audit_id", "stage", "policy_rule",
@@ -77,11 +77,22 @@ def run_check(policy: Policy) -> list[RuleSummary]:
     ]
 
 
+def _read_events_file(source: str) -> bytes:
+    try:
+        return Path(source).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{source}: cannot read events file: {exc.strerror or exc}") from exc
+
+
 def read_lines(sources: Sequence[str]) -> list[Line]:
-    """Every line of every source (``-`` is stdin), numbered from 1 in each source."""
+    """Every line of every source (``-`` is stdin), numbered from 1 in each source.
+
+    Raises:
+        UsageError: naming the file, when one cannot be read (before Spark starts).
+    """
     rows: list[Line] = []
     for input_no, source in enumerate(sources):
-        data = sys.stdin.buffer.read() if source == STDIN else Path(source).read_bytes()
+        data = sys.stdin.buffer.read() if source == STDIN else _read_events_file(source)
         lines = data.split(b"\n")
         if lines and lines[-1] == b"":
             lines.pop()  # the newline that ends the last line does not start another one
@@ -101,7 +112,8 @@ def match_lines(spark: SparkSession, rows: list[Line], loaded: Policy) -> list[d
     """Evaluate (input, line, bytes) rows as ingest + the weekly job would; in input order.
 
     Lines go through ingest's own classification and normalization (``classify_lines``), then
-    ``with_policy_evaluation``: the same Columns as the weekly job.
+    ``with_policy_evaluation``: the same Columns as the weekly job. Unlike ingest, a line that
+    repeats another is not a duplicate here: every line is matched on its own.
     """
     from pyspark.sql import functions as F
     from pyspark.sql.types import BinaryType, IntegerType, LongType, StructField, StructType
@@ -123,7 +135,9 @@ def match_lines(spark: SparkSession, rows: list[Line], loaded: Policy) -> list[d
         F.col("raw_line").cast("string").alias("value"),
         "file_order",
         "line_no",
-        F.lit(CLI_CLUSTER).alias("cluster"),
+        # ingest deduplicates per cluster: one "cluster" per line, so that a line repeating
+        # another is still matched and shows its own audit_id (never a null duplicate)
+        F.format_string("cli:%d:%d", "file_order", "line_no").alias("cluster"),
         F.lit(None).cast("string").alias("master"),
         F.lit(None).cast("string").alias("evidence_sha256"),
     )
