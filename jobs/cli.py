@@ -7,29 +7,22 @@ traceback to a log file and names that file. No traceback reaches the terminal.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import sys
 import tempfile
-import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from jobs.console import EXIT_CODES_HELP, KauditGroup, print_ledger, print_week
 from jobs.errors import (
-    EXIT_CODES,
-    EXIT_DATA,
-    EXIT_INTERNAL,
-    EXIT_USAGE,
     KauditError,
 )
 from jobs.settings import Layout, existing_home, load_config, resolve_home
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
-    from jobs.lake.ledger import LedgerEntry
+    pass
 
 HOME_OPTION = click.option(
     "--home", type=click.Path(file_okay=False), default=None,
@@ -40,51 +33,13 @@ CONFIG_OPTION = click.option(
     "--config", "config_path", required=True, type=click.Path(dir_okay=False),
     help="the cluster's config file (YAML; see the README).",
 )  # fmt: skip
-EXIT_CODES_HELP = "\b\nExit codes:\n" + "\n".join(
-    f"  {code:<3} {meaning}" for code, meaning in EXIT_CODES.items()
-)
 
 
-def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"kaudit: error: {message}", err=True)
-    sys.exit(code)
-
-
-def _crash_log(exc: BaseException) -> Path:
-    """Write the traceback of an unexpected error to a file the user can send us."""
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
-    fd, name = tempfile.mkstemp(prefix=f"kaudit-crash-{stamp}-", suffix=".log")
-    with open(fd, "w", encoding="utf-8") as fh:
-        fh.write(" ".join(sys.argv) + "\n")
-        fh.write("".join(traceback.format_exception(exc)))
-    return Path(name)
-
-
-class KauditGroup(click.Group):
-    """A click group whose errors all end as one line and a documented exit code."""
-
-    def main(self, *args: Any, **kwargs: Any) -> Any:  # noqa: D102 - click's entry point
-        kwargs["standalone_mode"] = False
-        try:
-            result = super().main(*args, **kwargs)
-        except click.exceptions.Exit as exc:
-            sys.exit(exc.exit_code)
-        except click.UsageError as exc:
-            where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
-            _fail(exc.format_message() + where, EXIT_USAGE)
-        except click.ClickException as exc:
-            _fail(exc.format_message(), exc.exit_code)
-        except click.Abort:
-            _fail("interrupted", 130)
-        except KauditError as exc:
-            _fail(str(exc), exc.exit_code)
-        except OSError as exc:  # read-only home, full disk, a path that vanished
-            where = f"{exc.filename}: " if exc.filename else ""
-            _fail(f"{where}{exc.strerror or exc}", EXIT_DATA)
-        except Exception as exc:  # a bug: keep the details, show one line
-            log = _crash_log(exc)
-            _fail(f"internal error ({type(exc).__name__}); details in {log}", EXIT_INTERNAL)
-        sys.exit(result if isinstance(result, int) else 0)
+def _writable(directory: Path) -> None:
+    """Raise OSError (naming the path) unless a file can be created in ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=directory):
+        pass
 
 
 def _home(home: str | None) -> Layout:
@@ -205,16 +160,19 @@ def ingest(home: str | None, max_line_bytes: int | None, validate: bool) -> None
     from jobs._session import get_spark
     from jobs.errors import DataError
     from jobs.ingest import main as ingest_main
+    from jobs.lake.ledger import read_ledger
     from jobs.progress import step
     from jobs.settings import DEFAULT_MAX_LINE_BYTES
 
     layout = _home(home)
+    _writable(layout.lake)  # fail before Spark starts: a read-only home, a damaged ledger
+    read_ledger(layout)
     with step(click.echo, "ingest (Spark)"):
         result = ingest_main.run(
             get_spark("kaudit-ingest"), layout, max_line_bytes or DEFAULT_MAX_LINE_BYTES
         )
     if result.files:
-        _print_ledger(result.files)
+        print_ledger(result.files)
         click.echo(
             f"run {result.run_id}: {len(result.files)} files in {result.seconds} s;"
             f" lake at {layout.lake}"
@@ -239,24 +197,6 @@ def ingest(home: str | None, max_line_bytes: int | None, validate: bool) -> None
             f"{len(result.refused)} evidence files refused (altered since "
             "collection; recorded in custody): run `kaudit verify`"
         )
-
-
-def _print_ledger(entries: Sequence[LedgerEntry]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="ingest ledger")
-    keys = ("lines", "events", "duplicates", "quarantined", "blank")
-    for col in ("master", "file", "sha256", *keys):
-        table.add_column(col, justify="right" if col in keys else "left")
-    totals = dict.fromkeys(keys, 0)
-    for e in entries:
-        counts = {k: getattr(e, k) for k in keys}
-        table.add_row(e.master, e.file, e.evidence_sha256[:12], *[str(counts[k]) for k in keys])
-        for k in keys:
-            totals[k] += counts[k]
-    table.add_row("total", "", "", *[str(totals[k]) for k in keys], style="bold")
-    Console(width=160).print(table)
 
 
 @main.command()
@@ -287,7 +227,7 @@ def ledger(home: str | None, as_json: bool) -> None:
         ]
         click.echo(json.dumps(rows, indent=1))
     elif entries:
-        _print_ledger(entries)
+        print_ledger(entries)
     else:
         click.echo("ledger is empty")
     if bad:
@@ -398,35 +338,12 @@ def report(config_path: str, week: str, home: str | None, allow_empty: bool) -> 
     outcome = pipeline.weekly_report(
         spark, config, layout, week, allow_empty=allow_empty, echo=click.echo
     )
-    _print_week(config.cluster, week, outcome)
+    print_week(config.cluster, week, outcome)
     for line in outcome.publish.lines():
         click.echo(f"delivery: {line}")
     click.echo(str(outcome.pdf))
     if outcome.publish.exit_code:
         sys.exit(outcome.publish.exit_code)
-
-
-def _print_week(cluster: str, week: str, outcome: Any) -> None:
-    summary = outcome.summary
-    fired = {k: v for k, v in summary["detections"].items() if v}
-    blind = sorted(k for k, v in summary["detections_status"].items() if v != "ok")
-    click.echo(
-        f"{cluster} {week}: {summary['requests_total']} requests, {summary['events_total']} events"
-    )
-    click.echo(f"detections: {', '.join(f'{k}={v}' for k, v in sorted(fired.items())) or 'none'}")
-    if blind:
-        click.echo(f"not ok (not observable or not configured): {', '.join(blind)}")
-    coverage = summary["coverage"]
-    if not coverage["complete"]:
-        click.echo(
-            f"coverage: the evidence does not cover the week: {len(coverage['gaps'])} "
-            "gaps (hours without events or masters never collected):"
-        )
-        for gap in coverage["gaps"][:10]:
-            click.echo(f"  {gap['master']}: {gap['start']} .. {gap['end']} ({gap['cause']})")
-    failed = [r for s in outcome.validation["suites"] for r in s["results"] if not r["success"]]
-    status = "passed" if outcome.validation["success"] else "FAILED"
-    click.echo(f"validation: {status} ({len(failed)} expectations not met)")
 
 
 _POLICY_OPTION = click.option(
