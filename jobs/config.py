@@ -153,7 +153,9 @@ class DetectionsConfig:
     allowed_registries: tuple[str, ...] | None = None  # image registry prefixes
     allowed_namespaces: tuple[str, ...] | None = None  # names or fnmatch patterns
     threat_lists: tuple[Path, ...] = ()  # files of IPs/CIDRs, one a line, '#' comments
-    hosting_asns: bool = True  # flag IPs whose ASN is on the curated hosting/VPN list
+    # flag IPs whose ASN is on the curated hosting/VPN list (off by default: on a managed
+    # cloud the operators' own cloud shells and NAT gateways sit in those ASNs)
+    hosting_asns: bool = False
     alert: tuple[str, ...] = ()  # detection ids that also alert hourly
 
 
@@ -498,10 +500,10 @@ def _parse_detections(p: _Problems, raw: Any, base: Path) -> DetectionsConfig:
 
         for unknown in (a for a in alert if a not in DETECTION_IDS):
             p.add("detections.alert", f"unknown detection {unknown!r} (see docs/detections.md)")
-    hosting = data.get("hosting_asns", True)
+    hosting = data.get("hosting_asns", False)
     if not isinstance(hosting, bool):
         p.add("detections.hosting_asns", f"{hosting!r} is not true or false")
-        hosting = True
+        hosting = False
     return DetectionsConfig(
         allowed_users=_optional_list(p, "detections.allowed_users", data),
         allowed_registries=_optional_list(p, "detections.allowed_registries", data),

@@ -12,12 +12,13 @@ from __future__ import annotations
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-from jobs.detections import windows
+from jobs.detections import allowlists, risk, windows
+from jobs.detections.credentials import configmap_has_credentials
 from jobs.detections.model import CRITICAL, HIGH, LOW, MEDIUM, BodyNeed, Detection
 from jobs.detections.predicates import (
     BINDINGS,
-    CREDENTIAL_WORDS_RE,
     HOST_NAMESPACES_RE,
+    KUBE_NAMESPACES,
     KUBE_SYSTEM_NAMESPACES,
     NODEPORT_RE,
     PRIVILEGED_RE,
@@ -29,9 +30,11 @@ from jobs.detections.predicates import (
     binds_cluster_admin,
     body,
     body_writes,
+    builtin_controller,
     client_is_public,
     code,
     connect,
+    grants_write_privileges,
     human,
     non_system,
     object_name_is_system,
@@ -42,12 +45,14 @@ from jobs.detections.predicates import (
     sub,
     suspicious_command,
     system,
+    template_written,
     verb,
     workload,
     writes,
 )
 
 _RA, _SC, _IA, _RB, _WL = ("remote-access", "secrets", "identity", "rbac", "workloads")
+_AL = "allow-lists"
 PUBLIC_IP_FAILURE_RATE = {"min_requests": 10, "max_failure_rate": 0.5}
 DENIED_BURST = {"distinct_uris": 10, "seconds": 300}
 SECRET_ENUMERATION = {"reads_per_day": 3}
@@ -61,8 +66,16 @@ def _col(name: str) -> Column:
     return F.col(name)
 
 
-def _workload_write(pattern: str) -> Column:
-    return workload() & body_writes() & ok() & non_system() & body(pattern)
+def _template(pattern: str) -> Column:
+    return template_written() & body(pattern)
+
+
+# Pod-security detections (issue 11): every pod creation whoever the caller, and the workloads
+# carrying the template, one finding per workload (``per_workload``), naming who wrote it.
+_POD_SECURITY = (
+    "; refined (issue 11): any caller's pod creation and Deployment/DaemonSet/StatefulSet/"
+    "ReplicaSet/Job/CronJob create/update/patch, one finding per workload naming who wrote it"
+)
 
 
 CATALOGUE: tuple[Detection, ...] = (
@@ -70,44 +83,44 @@ CATALOGUE: tuple[Detection, ...] = (
     Detection(
         "exec", HIGH, _RA, "Command executed in a container (pods/exec)",
         why="a person ran a command in a container",
-        predicate=lambda: connect("exec"),
+        predicate=lambda _: connect("exec"),
     ),
     Detection(
         "attach", HIGH, _RA, "Attached to a running container (pods/attach)",
         why="interactive attach",
-        predicate=lambda: connect("attach"),
+        predicate=lambda _: connect("attach"),
     ),
     Detection(
         "portforward", MEDIUM, _RA, "Port forwarded into a pod (pods/portforward)",
         why="tunnel into the cluster",
-        predicate=lambda: connect("portforward"),
+        predicate=lambda _: connect("portforward"),
     ),
     Detection(
         "ephemeral-container", HIGH, _RA, "Ephemeral debug container injected",
         why="debug container injected",
-        predicate=lambda: on("", "pods") & sub("ephemeralcontainers") & body_writes() & ok(),
+        predicate=lambda _: on("", "pods") & sub("ephemeralcontainers") & body_writes() & ok(),
     ),
     Detection(
         "node-proxy", HIGH, _RA, "Direct kubelet access through nodes/proxy",
         why="direct kubelet access bypasses pod-level audit",
-        predicate=lambda: on("", "nodes") & sub("proxy") & ok() & non_system(),
+        predicate=lambda _: on("", "nodes") & sub("proxy") & ok() & non_system(),
     ),
     Detection(
         "exec-suspicious-command", CRITICAL, _RA,
         "Exec with a shell -c, downloader, metadata endpoint, /etc/shadow, base64 -d or nc",
         why="likely exploitation",
-        predicate=lambda: connect("exec") & suspicious_command(),
+        predicate=lambda _: connect("exec") & suspicious_command(),
     ),
     # secrets and credentials
     Detection(
         "secret-read", MEDIUM, _SC, "Secret read by a human identity",
         why="secret access",
-        predicate=lambda: secrets_read() & ok() & human(),
+        predicate=lambda _: secrets_read() & ok() & human(),
     ),
     Detection(
         "secret-read-denied", MEDIUM, _SC, "Secret read denied (401/403)",
         why="probing for secrets",
-        predicate=lambda: secrets_read() & code(401, 403) & non_system(),
+        predicate=lambda _: secrets_read() & code(401, 403) & non_system(),
     ),
     Detection(
         "secret-enumeration", HIGH, _SC,
@@ -120,33 +133,36 @@ CATALOGUE: tuple[Detection, ...] = (
     Detection(
         "secret-write", MEDIUM, _SC, "Secret created, changed or deleted by a human",
         why="credential tampering",
-        predicate=lambda: on("", "secrets") & sub(None) & writes() & ok() & human(),
+        predicate=lambda _: on("", "secrets") & sub(None) & writes() & ok() & human(),
     ),
     Detection(
         "token-request", MEDIUM, _SC, "Service account token minted (serviceaccounts/token)",
         why="minted credentials",
-        predicate=lambda: on("", "serviceaccounts") & sub("token") & verb("create") & ok()
+        predicate=lambda _: on("", "serviceaccounts") & sub("token") & verb("create") & ok()
         & non_system(),
     ),
     Detection(
         "csr", MEDIUM, _SC, "Certificate signing request created or approved",
         why="new client certificate",
-        predicate=lambda: on("certificates.k8s.io", "certificatesigningrequests") & ok()
+        predicate=lambda _: on("certificates.k8s.io", "certificatesigningrequests") & ok()
         & non_system()
         & ((verb("create") & sub(None)) | (verb("update", "patch") & sub("approval"))),
     ),
     Detection(
         "configmap-credentials", HIGH, _SC, "Credentials stored in a ConfigMap",
-        why="credentials stored in clear text",
-        predicate=lambda: on("", "configmaps") & sub(None) & body_writes() & ok()
-        & body(CREDENTIAL_WORDS_RE),
+        why="credentials stored in clear text; refined (issue 11): keys normalised (case, -/_/., "
+        "camelCase) and matched by their last words (password, passphrase, token, secret, AWS/"
+        "Alibaba/Azure keys...), values by shape (AKIA/LTAI ids, AccountKey=, db URLs with a "
+        "password, PEM private keys, service account JSON, JWT); see jobs.detections.credentials",
+        predicate=lambda _: on("", "configmaps") & sub(None) & body_writes() & ok()
+        & configmap_has_credentials(_col("request_object")),
         body_needs=_needs(("", "configmaps")),
     ),
     # identity and access
     Detection(
         "anonymous-allowed", HIGH, _IA, "Anonymous request allowed",
         why="anonymous access is open",
-        predicate=lambda: (_col("user_name") == "system:anonymous")
+        predicate=lambda _: (_col("user_name") == "system:anonymous")
         & (_col("authz_decision") == "allow") & ~open_path(),
     ),
     Detection(
@@ -165,12 +181,12 @@ CATALOGUE: tuple[Detection, ...] = (
     Detection(
         "impersonation", MEDIUM, _IA, "Request made through impersonation",
         why="who acted as whom",
-        predicate=lambda: _col("impersonated_user").isNotNull(),
+        predicate=lambda _: _col("impersonated_user").isNotNull(),
     ),
     Detection(
         "permission-enumeration", LOW, _IA, "Self subject rules/access review by a human",
         why="discovery",
-        predicate=lambda: on("authorization.k8s.io", "selfsubjectrulesreviews",
+        predicate=lambda _: on("authorization.k8s.io", "selfsubjectrulesreviews",
                              "selfsubjectaccessreviews") & verb("create") & human(),
     ),
     Detection(
@@ -184,98 +200,148 @@ CATALOGUE: tuple[Detection, ...] = (
     Detection(
         "scanner-user-agent", HIGH, _IA, "Known scanner user agent",
         why="tooling",
-        predicate=windows.scanner_agent_col,
+        predicate=lambda _: windows.scanner_agent_col(),
     ),
     Detection(
         "system-identity-public-ip", CRITICAL, _IA, "System identity calling from a public IP",
         why="stolen node/controller credential",
-        predicate=lambda: system() & client_is_public(),
+        predicate=lambda _: system() & client_is_public(),
+    ),
+    Detection(
+        "risky-source-ip", HIGH, _IA, "Source IP in a threat list or on a hosting/VPN ASN",
+        why="the ACK report's high-risk IP; added (issue 11): configured threat lists (IPs/CIDRs) "
+        "and the curated jobs/detections/hosting_asns.yaml; reasons per IP in source_ips",
+        finder=risk.risky_source_ip,
+        configured=risk.risky_ip_configured,
     ),
     # RBAC and control plane
     Detection(
         "rbac-change", MEDIUM, _RB, "Role or binding written",
         why="privilege change",
-        predicate=lambda: on(RBAC, *ROLES, *BINDINGS) & writes() & ok() & non_system(),
+        predicate=lambda _: on(RBAC, *ROLES, *BINDINGS) & writes() & ok() & non_system(),
     ),
     Detection(
         "cluster-admin-binding", CRITICAL, _RB, "Binding to cluster-admin created or updated",
         why="full takeover",
-        predicate=lambda: on(RBAC, *BINDINGS) & body_writes() & ok() & binds_cluster_admin(),
+        predicate=lambda _: on(RBAC, *BINDINGS) & body_writes() & ok() & binds_cluster_admin(),
         body_needs=_needs((RBAC, "clusterrolebindings"), (RBAC, "rolebindings")),
     ),
     Detection(
         "wildcard-role", HIGH, _RB,
         "Role with '*' or escalate/bind/impersonate/pods/exec/nodes/proxy",
         why="dangerous grant",
-        predicate=lambda: on(RBAC, *ROLES) & body_writes() & ok() & non_system()
+        predicate=lambda _: on(RBAC, *ROLES) & body_writes() & ok() & non_system()
         & body(WILDCARD_RULE_RE),
         body_needs=_needs((RBAC, "clusterroles"), (RBAC, "roles")),
     ),
     Detection(
         "system-role-modified", HIGH, _RB, "Built-in system: role or binding written",
         why="tampering with built-ins",
-        predicate=lambda: on(RBAC, "clusterroles", "clusterrolebindings") & writes() & ok()
+        predicate=lambda _: on(RBAC, "clusterroles", "clusterrolebindings") & writes() & ok()
         & non_system() & object_name_is_system(),
+    ),
+    Detection(
+        "role-write-privileges", HIGH, _RB,
+        "Role granting writes on secrets, exec/attach, RBAC or '*', or escalate/bind/impersonate",
+        why="a grant that lets its holder take more; added (issue 11), apart from rbac-change and "
+        "wildcard-role: JSON functions over the role's rules (apiGroups-aware)",
+        predicate=lambda _: on(RBAC, *ROLES) & sub(None) & body_writes() & ok() & non_system()
+        & grants_write_privileges(),
+        body_needs=_needs((RBAC, "clusterroles"), (RBAC, "roles")),
+    ),
+    Detection(
+        "serviceaccount-kube-namespace", HIGH, _RB,
+        "ServiceAccount created in kube-system, kube-public or kube-node-lease",
+        why="persistence in a trusted namespace; added (issue 11): any caller but the control "
+        "plane (system: components and kube-system's controller service accounts)",
+        predicate=lambda _: on("", "serviceaccounts") & sub(None) & verb("create") & ok()
+        & _col("namespace").isin(*KUBE_NAMESPACES) & ~builtin_controller(),
     ),
     Detection(
         "admission-webhook-change", HIGH, _RB, "Admission webhook configuration written",
         why="can intercept every object",
-        predicate=lambda: on("admissionregistration.k8s.io", "mutatingwebhookconfigurations",
+        predicate=lambda _: on("admissionregistration.k8s.io", "mutatingwebhookconfigurations",
                              "validatingwebhookconfigurations") & writes() & ok() & non_system(),
     ),
     Detection(
         "events-deleted", HIGH, _RB, "Events deleted",
         why="covering tracks",
-        predicate=lambda: (on("", "events") | on("events.k8s.io", "events"))
+        predicate=lambda _: (on("", "events") | on("events.k8s.io", "events"))
         & verb("delete", "deletecollection") & ok(),
     ),
     Detection(
         "namespace-deleted", HIGH, _RB, "Namespace deleted by a human",
         why="destroys everything in it",
-        predicate=lambda: on("", "namespaces") & sub(None) & verb("delete") & ok() & human(),
+        predicate=lambda _: on("", "namespaces") & sub(None) & verb("delete") & ok() & human(),
     ),
     # workloads
     Detection(
         "privileged-pod", CRITICAL, _WL, "Privileged container or dangerous capabilities",
-        why="container escape",
-        predicate=lambda: _workload_write(PRIVILEGED_RE),
+        why="container escape" + _POD_SECURITY,
+        predicate=lambda _: _template(PRIVILEGED_RE),
         body_needs=_needs(*WORKLOADS),
+        per_workload=True,
     ),
     Detection(
         "host-namespaces", HIGH, _WL, "hostNetwork, hostPID or hostIPC",
-        why="container escape",
-        predicate=lambda: _workload_write(HOST_NAMESPACES_RE),
+        why="container escape" + _POD_SECURITY,
+        predicate=lambda _: _template(HOST_NAMESPACES_RE),
         body_needs=_needs(*WORKLOADS),
+        per_workload=True,
     ),
     Detection(
         "sensitive-hostpath", HIGH, _WL, "hostPath volume on a sensitive host path",
-        why="host takeover through the file system",
-        predicate=lambda: _workload_write(SENSITIVE_HOSTPATH_RE),
+        why="host takeover through the file system" + _POD_SECURITY,
+        predicate=lambda _: _template(SENSITIVE_HOSTPATH_RE),
         body_needs=_needs(*WORKLOADS),
+        per_workload=True,
     ),
     Detection(
         "kube-system-workload", HIGH, _WL, "Workload created in kube-system/kube-public",
         why="persistence next to the control plane",
-        predicate=lambda: workload() & sub(None) & verb("create") & ok() & human()
+        predicate=lambda _: workload() & sub(None) & verb("create") & ok() & human()
         & _col("namespace").isin(*KUBE_SYSTEM_NAMESPACES),
     ),
     Detection(
         "nodeport-service", MEDIUM, _WL, "NodePort service created",
         why="exposure",
-        predicate=lambda: on("", "services") & sub(None) & body_writes() & ok() & non_system()
+        predicate=lambda _: on("", "services") & sub(None) & body_writes() & ok() & non_system()
         & body(NODEPORT_RE),
         body_needs=_needs(("", "services")),
     ),
     Detection(
         "cronjob-change", MEDIUM, _WL, "CronJob written",
         why="persistence",
-        predicate=lambda: on("batch", "cronjobs") & sub(None) & writes() & ok() & non_system(),
+        predicate=lambda _: on("batch", "cronjobs") & sub(None) & writes() & ok() & non_system(),
     ),
     Detection(
         "resource-deletion", LOW, _WL, "Resource deleted by a human",
         why="destruction",
-        predicate=lambda: verb("delete", "deletecollection") & ok() & human()
+        predicate=lambda _: verb("delete", "deletecollection") & ok() & human()
         & F.coalesce(_col("object_ref_present"), F.lit(False)),
+    ),
+    # the cluster's own allow-lists (added, issue 11): "not configured" without the list
+    Detection(
+        "disallowed-user", HIGH, _AL, "Person acting who is not in detections.allowed_users",
+        why="an account nobody expected; one finding per identity",
+        finder=allowlists.disallowed_users,
+        configured=allowlists.users_configured,
+    ),
+    Detection(
+        "disallowed-image", MEDIUM, _AL,
+        "Pod or template image outside detections.allowed_registries",
+        why="untrusted code; one finding per workload, like the pod-security detections",
+        predicate=lambda c: template_written() & allowlists.disallowed_image(c),
+        body_needs=_needs(*WORKLOADS),
+        configured=allowlists.registries_configured,
+        per_workload=True,
+    ),
+    Detection(
+        "disallowed-namespace", LOW, _AL,
+        "Namespace created outside detections.allowed_namespaces",
+        why="sprawl, hiding places",
+        predicate=allowlists.disallowed_namespace,
+        configured=allowlists.namespaces_configured,
     ),
 )  # fmt: skip
 DETECTION_IDS: tuple[str, ...] = tuple(d.id for d in CATALOGUE)

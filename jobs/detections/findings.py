@@ -13,36 +13,72 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from jobs.config import DetectionsConfig
 from jobs.detections.catalogue import CATALOGUE
-from jobs.detections.model import STATUS_NOT_OBSERVABLE, STATUS_OK
+from jobs.detections.model import (
+    STATUS_NOT_CONFIGURED,
+    STATUS_NOT_OBSERVABLE,
+    STATUS_OK,
+    Detection,
+)
 from jobs.detections.predicates import exec_command_col, exec_container_col
+from jobs.detections.workloads import pod_name_col, with_workload_key, workload_objects
 
 IMPORTANT_EVENT_COLUMNS = (
     "detection_id", "severity", "finding_key", "request_received_ts", "day", "user_name",
     "attributed_user", "user_kind", "impersonated_user", "client_ip", "source_ips",
     "user_agent", "verb", "api_group", "resource", "subresource", "namespace", "object_name",
     "request_uri", "response_code", "audit_id", "request_key", "master", "evidence_sha256",
-    "line_no", "pod", "container", "command",
+    "line_no", "pod", "container", "command", "workload", "written_by",
 )  # fmt: skip
+# Why a detection did not run, by id (the config key it needs).
+_NOT_CONFIGURED_BASIS = {
+    "disallowed-user": "detections.allowed_users not set",
+    "disallowed-image": "detections.allowed_registries not set",
+    "disallowed-namespace": "detections.allowed_namespaces not set",
+    "risky-source-ip": "no detections.threat_lists and detections.hosting_asns is off",
+}
 
 
 def with_client_scope(requests_df: DataFrame, ip_info_df: DataFrame) -> DataFrame:
-    """Add ``client_is_public`` from a distinct-IP table (ip, is_public) by a broadcast join."""
-    scope_df = ip_info_df.select(
-        F.col("ip").alias("_ip"), F.col("is_public").alias("client_is_public")
-    )
+    """Add ``client_is_public`` from a distinct-IP table (ip, is_public) by a broadcast join.
+
+    Also ``client_risk_reasons`` when the table has ``risk_reasons`` (``risk.with_ip_risk``).
+    """
+    cols = [F.col("ip").alias("_ip"), F.col("is_public").alias("client_is_public")]
+    if "risk_reasons" in ip_info_df.columns:
+        cols.append(F.col("risk_reasons").alias("client_risk_reasons"))
+    scope_df = ip_info_df.select(*cols)
     return requests_df.join(
         F.broadcast(scope_df), requests_df["client_ip"] == scope_df["_ip"], how="left"
     ).drop("_ip")
 
 
-def request_predicates() -> dict[str, Column]:
-    """Detection id -> predicate over one request row, for every per-request detection."""
-    return {d.id: d.predicate() for d in CATALOGUE if d.predicate is not None}
+def active_detections(config: DetectionsConfig) -> list[Detection]:
+    """The catalogue entries ``config`` lets run (the rest are "not configured")."""
+    return [d for d in CATALOGUE if d.is_configured(config)]
 
 
-def _per_request(req_df: DataFrame) -> DataFrame:
-    hits = F.array(*[F.when(pred, F.lit(i)) for i, pred in request_predicates().items()])
+def detection_statuses(
+    observability: tuple[dict[str, str], dict[str, str]], config: DetectionsConfig
+) -> tuple[dict[str, str], dict[str, str]]:
+    """(status, basis) per detection id: "not configured" wins over the policy's verdict."""
+    statuses, bases = dict(observability[0]), dict(observability[1])
+    for det in CATALOGUE:
+        if not det.is_configured(config):
+            statuses[det.id] = STATUS_NOT_CONFIGURED
+            bases[det.id] = _NOT_CONFIGURED_BASIS.get(det.id, "not configured")
+    return statuses, bases
+
+
+def request_predicates(config: DetectionsConfig | None = None) -> dict[str, Column]:
+    """Detection id -> predicate over one request row, for every configured per-request one."""
+    config = config or DetectionsConfig()
+    return {d.id: d.predicate(config) for d in active_detections(config) if d.predicate}
+
+
+def _per_request(req_df: DataFrame, config: DetectionsConfig) -> DataFrame:
+    hits = F.array(*[F.when(pred, F.lit(i)) for i, pred in request_predicates(config).items()])
     return req_df.select(
         "*", F.explode(F.filter(hits, lambda h: h.isNotNull())).alias("detection_id")
     ).withColumn("finding_key", F.lit(None).cast("string"))
@@ -56,21 +92,46 @@ def _severity() -> Column:
     return expr if expr is not None else F.lit(None)
 
 
-def find_important_events(requests_df: DataFrame, ip_info_df: DataFrame) -> DataFrame:
-    """Every catalogue detection over the request summary; IMPORTANT_EVENT_COLUMNS.
+def _by_workload(hits_df: DataFrame, req_df: DataFrame, config: DetectionsConfig) -> DataFrame:
+    ids = [d.id for d in active_detections(config) if d.per_workload]
+    is_grouped = F.col("detection_id").isin(*ids) if ids else F.lit(False)
+    other_df = hits_df.filter(~is_grouped).withColumns(
+        {"workload": F.lit(None).cast("string"), "written_by": F.lit(None).cast("string")}
+    )
+    if not ids:
+        return other_df
+    grouped_df = with_workload_key(hits_df.filter(is_grouped), workload_objects(req_df))
+    return other_df.unionByName(grouped_df)
 
-    ``ip_info_df`` needs (ip, is_public) for the distinct client IPs. ``finding_key`` groups
-    the rows of windowed detections (per IP, per identity, per identity-day).
+
+def find_important_events(
+    requests_df: DataFrame, ip_info_df: DataFrame, config: DetectionsConfig | None = None
+) -> DataFrame:
+    """Every configured catalogue detection over the request summary; IMPORTANT_EVENT_COLUMNS.
+
+    ``ip_info_df`` needs (ip, is_public) for the distinct client IPs, and ``risk_reasons`` for
+    risky-source-ip. ``finding_key`` groups the rows of windowed detections (per IP, per
+    identity, per identity-day) and of per-workload ones (``workload:<ns>/<Kind>/<name>``,
+    a workload with the pods, ReplicaSets and Jobs made from it; ``written_by`` names the
+    person who wrote its template, ``pod`` the pod a pod creation made).
     """
+    config = config or DetectionsConfig()
     req_df = with_client_scope(requests_df, ip_info_df)
-    windowed = [d.finder(req_df, d) for d in CATALOGUE if d.finder is not None]
-    hits_df = reduce(DataFrame.unionByName, windowed, _per_request(req_df))
+    if "client_risk_reasons" not in req_df.columns:
+        req_df = req_df.withColumn("client_risk_reasons", F.lit(None).cast("array<string>"))
+    windowed = [
+        d.finder(req_df, d, config) for d in active_detections(config) if d.finder is not None
+    ]
+    hits_df = reduce(DataFrame.unionByName, windowed, _per_request(req_df, config))
+    hits_df = _by_workload(hits_df, req_df, config)
     is_connect = F.col("subresource").isin("exec", "attach")
     derived = ("severity", "pod", "container", "command")
     return hits_df.select(
         *[c for c in IMPORTANT_EVENT_COLUMNS if c not in derived],
         _severity().alias("severity"),
-        F.when(is_connect, F.col("object_name")).alias("pod"),
+        F.when(is_connect, F.col("object_name"))
+        .when(F.col("workload").isNotNull(), pod_name_col())
+        .alias("pod"),
         F.when(is_connect, exec_container_col()).alias("container"),
         F.when(F.col("subresource") == "exec", exec_command_col()).alias("command"),
     ).select(*IMPORTANT_EVENT_COLUMNS)
@@ -84,8 +145,8 @@ def summarise_detections(
     """One row per catalogue entry.
 
     detection_id, severity, section, title, status, basis, requests (distinct requests; null when
-    not observable and nothing matched), findings (distinct finding keys: IPs, identities, identity-
-    days; else requests), position (catalogue order).
+    not observable and nothing matched, or not configured), findings (distinct finding keys:
+    IPs, identities, identity-days, workloads; else requests), position (catalogue order).
     """
     statuses, bases = statuses or {}, bases or {}
     catalogue = F.array(
@@ -109,9 +170,10 @@ def summarise_detections(
     )
     joined_df = catalogue_df.join(counts_df, on="detection_id", how="left")
     n = F.coalesce(F.col("n"), F.lit(0))
-    requests = F.when(
-        (F.col("status") == STATUS_NOT_OBSERVABLE) & (n == 0), F.lit(None).cast("long")
-    ).otherwise(n)
+    unknown = ((F.col("status") == STATUS_NOT_OBSERVABLE) & (n == 0)) | (
+        F.col("status") == STATUS_NOT_CONFIGURED
+    )
+    requests = F.when(unknown, F.lit(None).cast("long")).otherwise(n)
     return joined_df.select(
         "detection_id", "severity", "section", "title", "status", "basis",
         requests.alias("requests"),

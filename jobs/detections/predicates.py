@@ -40,13 +40,23 @@ BINDINGS = ("rolebindings", "clusterrolebindings")
 CONNECT_VERBS = ("create", "get")  # EKS logs exec as get
 UNAUTHENTICATED_PATHS = ("/healthz", "/livez", "/readyz", "/version")
 KUBE_SYSTEM_NAMESPACES = ("kube-system", "kube-public")
+KUBE_NAMESPACES = (*KUBE_SYSTEM_NAMESPACES, "kube-node-lease")
+# The built-in controllers run as these service accounts; their updates only propagate templates.
+BUILTIN_CONTROLLER_PREFIX = "system:serviceaccount:kube-system:"
 SUSPICIOUS_COMMAND_RE = (
     r"(?i)((^|[\s/])(ba|z|k|da|a)?sh\s+-[a-z]*c(\s|$)"
     r"|(^|[\s/;|&])(curl|wget|nc|ncat)(\s|$)"
     r"|169\.254\.169\.254|/etc/shadow|base64\s+(-d|--decode))"
 )
-PRIVILEGED_RE = r'"privileged"\s*:\s*true|"add"\s*:\s*\[[^\]]*"(CAP_)?(SYS_ADMIN|NET_ADMIN|ALL)"'
-HOST_NAMESPACES_RE = r'"host(Network|PID|IPC)"\s*:\s*true'
+# Each also matches the JSON-patch form (``{"op":"add","path":".../privileged","value":true}``).
+_PATCH_TRUE = r'"path"\s*:\s*"[^"]*/{}"\s*,\s*"value"\s*:\s*true'
+PRIVILEGED_RE = (
+    r'"privileged"\s*:\s*true|"add"\s*:\s*\[[^\]]*"(CAP_)?(SYS_ADMIN|NET_ADMIN|ALL)"|'
+    + _PATCH_TRUE.format("privileged")
+)
+HOST_NAMESPACES_RE = r'"host(Network|PID|IPC)"\s*:\s*true|' + _PATCH_TRUE.format(
+    "host(Network|PID|IPC)"
+)
 SENSITIVE_HOSTPATH_RE = (
     r'"hostPath"\s*:\s*\{[^}]*"path"\s*:\s*"(/|/etc/?|(/proc|/root|/var/run/docker\.sock'
     r'|/run/containerd|/var/lib/kubelet|/etc/kubernetes)(/[^"]*)?)"'
@@ -57,7 +67,57 @@ WILDCARD_RULE_RE = (
     r'"verbs"\s*:\s*\[[^\]]*"(\*|escalate|bind|impersonate)"'
     r'|"resources"\s*:\s*\[[^\]]*"(\*|pods/exec|nodes/proxy)"'
 )
-CREDENTIAL_WORDS_RE = r"(?i)(password|aws_access_key_id|secret_key|token)"
+WRITE_GRANT_VERBS = ("create", "update", "patch", "delete", "deletecollection", "*")
+ESCALATION_VERBS = ("escalate", "bind", "impersonate")
+_CORE_SENSITIVE = ("secrets", "pods/exec", "pods/attach", "pods/*", "*")
+_RBAC_SENSITIVE = ("roles", "clusterroles", "rolebindings", "clusterrolebindings", "*")
+_RULES = "array<struct<apiGroups:array<string>,resources:array<string>,verbs:array<string>>>"
+
+
+def _any_in(values: Column, wanted: tuple[str, ...]) -> Column:
+    return F.exists(F.coalesce(values, F.array().cast("array<string>")), lambda v: v.isin(*wanted))
+
+
+def _sensitive_rule(rule: Column) -> Column:
+    groups = F.coalesce(rule["apiGroups"], F.array(F.lit("")))
+    core = F.exists(groups, lambda g: g.isin("", "*"))
+    rbac = F.exists(groups, lambda g: g.isin(RBAC, "*"))
+    resources = rule["resources"]
+    writes_sensitive = _any_in(rule["verbs"], WRITE_GRANT_VERBS) & (
+        (core & _any_in(resources, _CORE_SENSITIVE)) | (rbac & _any_in(resources, _RBAC_SENSITIVE))
+    )
+    return writes_sensitive | _any_in(rule["verbs"], ESCALATION_VERBS)
+
+
+def grants_write_privileges() -> Column:
+    """The (cluster)role body's rules grant writes on sensitive resources, or escalation.
+
+    Write verbs on secrets, pods/exec, pods/attach, RBAC objects or ``*`` (apiGroups-aware),
+    or escalate/bind/impersonate; JSON functions over ``rules``; false when no body.
+    """
+    rules = F.from_json(F.get_json_object("request_object", "$.rules"), _RULES)
+    return F.coalesce(F.exists(rules, _sensitive_rule), F.lit(False))
+
+
+def builtin_controller() -> Column:
+    """A control-plane component or one of kube-system's controller service accounts."""
+    return (F.col("user_kind") == KIND_SYSTEM) | F.coalesce(
+        F.col("user_name").startswith(BUILTIN_CONTROLLER_PREFIX), F.lit(False)
+    )
+
+
+def template_written() -> Column:
+    """A pod or template body written successfully.
+
+    Every creation, whoever the caller (the controllers create most pods), and updates/patches
+    except the built-in controllers' (they only copy a template a person wrote).
+    """
+    return (
+        workload()
+        & sub(None)
+        & ok()
+        & (verb("create") | (verb("update", "patch") & ~builtin_controller()))
+    )
 
 
 def exec_command_col() -> Column:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from jobs.config import DetectionsConfig
 from jobs.detections.predicates import client_is_public, human, ok, on, reads, sub
 
 if TYPE_CHECKING:
@@ -52,26 +53,29 @@ def failure_rate_crossed(
     )
 
 
-def _found(df: DataFrame, det: Detection, key: Column) -> DataFrame:
+def found(df: DataFrame, det: Detection, key: Column) -> DataFrame:
+    """The rows of a finder's finding, labelled with the detection and their finding key."""
     return df.withColumns({"detection_id": F.lit(det.id), "finding_key": key})
 
 
-def auth_failures(req_df: DataFrame, det: Detection) -> DataFrame:
+def auth_failures(req_df: DataFrame, det: Detection, _config: DetectionsConfig) -> DataFrame:
     """Every 401 (keyed by client IP) and 403 (keyed by identity)."""
     code = F.col("response_code")
     key = F.when(
         code == 401, F.concat(F.lit("ip:"), F.coalesce("client_ip", F.lit("-")))
     ).otherwise(F.concat(F.lit("user:"), F.coalesce("attributed_user", F.lit("-"))))
-    return _found(req_df.filter(code.isin(401, 403)), det, key)
+    return found(req_df.filter(code.isin(401, 403)), det, key)
 
 
-def public_ip_failure_rate(req_df: DataFrame, det: Detection) -> DataFrame:
+def public_ip_failure_rate(
+    req_df: DataFrame, det: Detection, _config: DetectionsConfig
+) -> DataFrame:
     """Every request of a public client IP that crossed the failure-rate thresholds."""
     per_ip = Window.partitionBy("client_ip")
     requests = F.count(F.lit(1)).over(per_ip)
     failures = F.sum(F.col("is_failure").cast("long")).over(per_ip)
     crossed = failure_rate_crossed(F.col("_n"), F.col("_f"), F.lit(True), det.thresholds)
-    return _found(
+    return found(
         req_df.filter(client_is_public())
         .withColumns({"_n": requests, "_f": failures})
         .filter(crossed)
@@ -81,7 +85,7 @@ def public_ip_failure_rate(req_df: DataFrame, det: Detection) -> DataFrame:
     )
 
 
-def denied_burst(req_df: DataFrame, det: Detection) -> DataFrame:
+def denied_burst(req_df: DataFrame, det: Detection, _config: DetectionsConfig) -> DataFrame:
     """Every 403 of an identity inside a window where it was denied on more than ...
 
     ... ``distinct_uris`` URIs within ``seconds``.
@@ -94,14 +98,14 @@ def denied_burst(req_df: DataFrame, det: Detection) -> DataFrame:
         (F.col("response_code") == 403) & F.col("attributed_user").isNotNull()
     ).withColumn("_trigger", (trailing > det.thresholds["distinct_uris"]).cast("int"))
     in_burst = F.max("_trigger").over(by_user.rangeBetween(0, span))
-    return _found(
+    return found(
         denied_df.withColumn("_in", in_burst).filter(F.col("_in") == 1).drop("_trigger", "_in"),
         det,
         F.concat(F.lit("user:"), F.col("attributed_user")),
     )
 
 
-def secret_enumeration(req_df: DataFrame, det: Detection) -> DataFrame:
+def secret_enumeration(req_df: DataFrame, det: Detection, _config: DetectionsConfig) -> DataFrame:
     """Cluster-wide secret lists/watches by a human.
 
     and all secret reads of a human on a local day when they named at least ``reads_per_day``
@@ -122,4 +126,4 @@ def secret_enumeration(req_df: DataFrame, det: Detection) -> DataFrame:
     key = F.when(cluster_wide, F.concat(F.lit("user:"), user, F.lit(" list:all"))).otherwise(
         F.concat(F.lit("user:"), user, F.lit(" day:"), F.col("day").cast("string"))
     )
-    return _found(secrets_df.withColumn("_flag", flagged).filter("_flag").drop("_flag"), det, key)
+    return found(secrets_df.withColumn("_flag", flagged).filter("_flag").drop("_flag"), det, key)

@@ -134,8 +134,11 @@ def summarise_source_ips(requests_df: DataFrame, ip_info_df: DataFrame) -> DataF
     Columns: requests, failures (>= 400), unauthorized (401), forbidden (403), failure_rate,
     first_seen, last_seen, users (attributed; ``(unauthenticated)`` for requests without a user),
     user_count, claimed_chains (sourceIPs lists that differ from ``[ip]``: X-Forwarded-For claims),
-    ip_scope, is_public, country, region, city, asn, org, risk_flags. ``ip_info_df`` follows
-    IP_INFO_SCHEMA.
+    ip_scope, is_public, country, region, city, asn, org, risk_flags, risk_reasons.
+    ``ip_info_df`` follows IP_INFO_SCHEMA, plus ``risk_reasons`` when
+    ``jobs.detections.risk.with_ip_risk`` added it: why risky-source-ip flags the IP
+    (``threat-list:<file>``, ``hosting-asn:AS<n> <provider>``; empty: not risky; null: the
+    detection is not configured, or the table has no reasons).
     """
     chain = F.when(F.coalesce(F.size("source_ips"), F.lit(0)) > 1, F.col("source_ips"))
     per_ip_df = (
@@ -151,6 +154,8 @@ def summarise_source_ips(requests_df: DataFrame, ip_info_df: DataFrame) -> DataF
             F.max(scanner_agent_col().cast("int")).alias("_scan"),
         )
     )
+    if "risk_reasons" not in ip_info_df.columns:
+        ip_info_df = ip_info_df.withColumn("risk_reasons", F.lit(None).cast("array<string>"))
     joined_df = per_ip_df.join(F.broadcast(ip_info_df), on="ip", how="left")
     n, failures = F.col("requests"), F.col("failures")
     public = F.coalesce(F.col("is_public"), F.lit(False))
@@ -185,4 +190,5 @@ def summarise_source_ips(requests_df: DataFrame, ip_info_df: DataFrame) -> DataF
         "asn",
         "org",
         F.filter(flags, lambda f: f.isNotNull()).alias("risk_flags"),
+        "risk_reasons",
     )

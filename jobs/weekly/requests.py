@@ -71,6 +71,7 @@ REQUEST_COLUMNS = (
     "is_success",
     "is_failure",
     "status_class",
+    "response_name",
 )
 
 
@@ -130,7 +131,9 @@ def summarise_requests(
     ``stages`` (sorted), ``client_ip`` (trusted-proxy aware), ``user_kind``,
     ``attributed_user`` (shared logins resolved), ``is_success``/``is_failure``,
     ``status_class`` and ``day`` (local date of request_received_ts). ``request_object`` is
-    kept only for create/update/patch of ``body_resources`` (main resource, no subresource).
+    kept only for create/update/patch of ``body_resources`` (main resource, no subresource);
+    for those, ``response_name`` is the name the response body gives the object (a pod made
+    from ``generateName`` has no objectRef name), null otherwise.
     """
     keep_body = (
         F.col("verb").isin(*BODY_VERBS)
@@ -153,6 +156,9 @@ def summarise_requests(
             F.sort_array(F.collect_set("stage")).alias("stages"),
             F.min("request_received_ts").alias("request_received_ts"),
             F.max(F.when(keep_body, F.col("request_object"))).alias("request_object"),
+            F.max(F.when(keep_body, F.get_json_object("response_object", "$.metadata.name"))).alias(
+                "response_name"
+            ),
         )
     )
     flat_df = grouped_df.select(
@@ -160,6 +166,7 @@ def summarise_requests(
         "request_key",
         *[F.col("last")[c].alias(c) for c in _LAST_STAGE_COLUMNS],
         *_ALL_STAGES_COLUMNS,
+        "response_name",
     )
     user = F.col("user_name")
     return flat_df.select(
@@ -171,4 +178,4 @@ def summarise_requests(
         is_success_col(F.col("response_code")).alias("is_success"),
         is_failure_col(F.col("response_code")).alias("is_failure"),
         status_class_col(F.col("response_code")).alias("status_class"),
-    )
+    ).select(*REQUEST_COLUMNS)
