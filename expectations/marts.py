@@ -22,7 +22,7 @@ from expectations._checks import (
     unique,
 )
 
-OVERVIEW_DIMENSIONS = ("total", "day", "verb", "status_class", "user_kind")
+OVERVIEW_DIMENSIONS = ("total", "day", "hour", "verb", "status_class", "user_kind")
 DETECTION_SEVERITIES = ("critical", "high", "medium", "low")
 DETECTION_STATUSES = ("ok", "not_observable")
 RESOURCE_CATEGORIES = ("compute", "network", "storage", "other")

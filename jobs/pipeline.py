@@ -90,8 +90,16 @@ def _custody_head(layout: Layout) -> dict[str, Any] | None:
     return dict(head) if head else None
 
 
-def week_context(config: Config, layout: Layout, when: dt.datetime) -> WeekContext:
-    """Everything the summary's provenance needs from outside the lake."""
+def week_context(
+    config: Config, layout: Layout, when: dt.datetime, week: str | None = None
+) -> WeekContext:
+    """Everything the summary's coverage and provenance need from outside the lake."""
+    from jobs.evidence.coverage import evidence_gaps
+
+    gaps: list[dict[str, Any]] = []
+    if week is not None:
+        start, end = iso_week_window(week, config.timezone)
+        gaps = evidence_gaps(layout, config.cluster, start, end)
     failures = [
         dict(r) for r in read_custody(layout) if r["record_type"] != "collected"
     ]  # fmt: skip
@@ -99,6 +107,7 @@ def week_context(config: Config, layout: Layout, when: dt.datetime) -> WeekConte
         generated_at=when, code_version=code_version(), config_sha256=config_sha256(config),
         policy=policy_identity(config), custody_head=_custody_head(layout),
         collection_failures=failures, masters=tuple(m.name for m in config.masters),
+        evidence_gaps=gaps,
     )  # fmt: skip
 
 
@@ -112,7 +121,7 @@ def build(
             the summary, with its coverage block, are written all the same.
     """
     parse_week(week)
-    context = week_context(config, layout, generated_at())
+    context = week_context(config, layout, generated_at(), week)
     summary = weekly_main.run(spark, config, layout, week, context=context)
     if not summary["coverage"]["events"] and not allow_empty:
         raise EmptyWeekError(

@@ -66,6 +66,21 @@ def _label_bars(ax: Any, bars: Any, values: Sequence[float], fmt: str = "{:,.0f}
     )
 
 
+def _stack(
+    ax: Any,
+    xs: Sequence[Any],
+    ok: Sequence[int],
+    failed: Sequence[int],
+    labels: tuple[str, str],
+    **bar: Any,
+) -> Any:
+    """Good bars with the bad ones (hatched) stacked on top; returns the bad bars."""
+    ax.bar(xs, list(ok), color=GOOD, label=labels[0], **bar)
+    return ax.bar(
+        xs, list(failed), bottom=list(ok), color=BAD, hatch=BAD_HATCH, label=labels[1], **bar
+    )
+
+
 def bar_chart(
     font: Path,
     labels: Sequence[str],
@@ -106,18 +121,41 @@ def ok_fail_chart(
     with _style(font):
         fig = Figure(figsize=(WIDTH_IN, height_in))
         ax = fig.add_subplot()
-        ax.bar(list(labels), list(ok), color=GOOD, label=ok_label)
-        bad = ax.bar(
-            list(labels),
-            list(failed),
-            bottom=list(ok),
-            color=BAD,
-            hatch=BAD_HATCH,
-            label=failed_label,
-        )
+        bad = _stack(ax, list(labels), ok, failed, (ok_label, failed_label))
         _label_bars(ax, bad, failed)
         ax.set_ylabel(ylabel)
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncols=2, frameon=False)
+        return _svg(fig)
+
+
+def hourly_chart(
+    font: Path,
+    ok: Sequence[int],
+    failed: Sequence[int],
+    ticks: Sequence[tuple[int, str]],
+    *,
+    ylabel: str,
+    xlabel: str,
+    ok_label: str,
+    failed_label: str,
+    height_in: float = 2.0,
+) -> str:
+    """Stacked good/bad bars, one per hour, touching; ``ticks`` are (bar index, label).
+
+    Too many bars to label each: the axis carries the values instead.
+    """
+    xs = list(range(len(ok)))
+    with _style(font):
+        fig = Figure(figsize=(WIDTH_IN, height_in))
+        ax = fig.add_subplot()
+        _stack(ax, xs, ok, failed, (ok_label, failed_label), width=1.0, linewidth=0)
+        ax.set_xticks([i - 0.5 for i, _ in ticks], [label for _, label in ticks], ha="left")
+        ax.set_xlim(-0.5, max(len(xs), 1) - 0.5)
+        ax.grid(axis="x", color="#b9b9b9", linewidth=0.4)
+        ax.set_axisbelow(True)
+        ax.set_ylabel(ylabel)
+        ax.set_xlabel(xlabel)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncols=2, frameon=False)
         return _svg(fig)
 
 

@@ -101,18 +101,21 @@ def detection_rows(
         rows.append(
             {
                 **r,
-                "title": t(key) if t.has(key) else r.get("title") or r["detection_id"],
+                "title": _translated(t, key, r.get("title") or r["detection_id"]),
                 "observable": status == "ok",
-                "status_label": t(f"status.{status}") if t.has(f"status.{status}") else status,
+                "status_label": _translated(t, f"status.{status}", status),
                 "severity_label": _sev(t, r.get("severity")),
             }
         )
     return rows
 
 
+def _translated(t: Messages, key: str, fallback: Any) -> str:
+    return t(key) if t.has(key) else str(fallback or "")
+
+
 def _sev(t: Messages, severity: str | None) -> str:
-    key = f"sev.{severity}"
-    return t(key) if t.has(key) else str(severity or "")
+    return _translated(t, f"sev.{severity}", severity)
 
 
 def important_groups(detections: list[dict[str, Any]], t: Messages) -> list[dict[str, Any]]:
@@ -296,3 +299,48 @@ def geography(source_ips: list[dict[str, Any]], t: Messages) -> dict[str, Any]:
 def admin_attribution(users: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Users who acted through the shared kubernetes-admin account, by attributed person."""
     return [u for u in users if "kubernetes-admin" in (u.get("accounts") or [])]
+
+
+def coverage_view(coverage: dict[str, Any] | None, t: Messages) -> dict[str, Any]:
+    """The cover's coverage line and section 9's gap table, from summary.json's coverage.
+
+    ``complete`` is None when the summary predates the coverage block: unknown, not clean.
+    """
+    if coverage is None:
+        return {"complete": None, "label": t("coverage.unknown"), "gaps": [], "events": None}
+    gaps = [
+        {
+            "master": g.get("master"),
+            "start": g.get("start"),
+            "end": g.get("end"),
+            "hours": g.get("hours"),
+            "cause": _translated(
+                t, f"cause.{str(g.get('cause')).replace(' ', '_')}", g.get("cause")
+            ),
+        }
+        for g in coverage.get("gaps") or []
+    ]
+    complete = bool(coverage.get("complete"))
+    return {
+        "complete": complete,
+        "label": t("coverage.complete") if complete else t("coverage.gaps", n=t.num(len(gaps))),
+        "gaps": gaps,
+        "events": coverage.get("events"),
+    }
+
+
+def custody_line(head: dict[str, Any] | None, t: Messages) -> str | None:
+    """The custody head as "N records, last <16 hex>…"; None when there is none."""
+    if not head or not head.get("last_record_sha256"):
+        return None
+    return t(
+        "cover.custody_line",
+        n=t.num(int(head.get("count") or 0)),
+        sha=str(head["last_record_sha256"])[:16],
+    )
+
+
+def is_empty_week(summary: dict[str, Any], coverage: dict[str, Any] | None) -> bool:
+    """No request and no event: the report says so rather than show a page of zeros."""
+    events = (coverage or {}).get("events")
+    return not int(summary.get("requests_total") or 0) and not int(events or 0)

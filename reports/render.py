@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mimetypes
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,28 @@ class TemplateOnlyFetcher(URLFetcher):  # type: ignore[misc]
                     url, body=path.read_bytes(), headers={"Content-Type": mime}
                 )
         raise FatalURLFetchingError(f"refused to fetch {url!r}: outside {self.root}")
+
+
+_COUNTERS = {"\x01": "counter(page)", "\x02": "counter(pages)"}
+
+
+def _css_string(text: str) -> str:
+    """``text`` as a CSS string literal that cannot end the string or the <style> element."""
+    escaped = "".join(
+        ch if ch.isalnum() or ch in " ,.:;·，、" else f"\\{ord(ch):06x}" for ch in text
+    )
+    return f'"{escaped}"'
+
+
+def page_footer_css(messages: Messages) -> str:
+    """The footer's CSS ``content`` value from the catalogue's ``footer.page_of`` sentence.
+
+    The page number and count are CSS counters, so the translated sentence is split around
+    them; word order (and the closing 页 of Chinese) stays the translator's.
+    """
+    text = messages("footer.page_of", page="\x01", pages="\x02")
+    pieces = re.split("([\x01\x02])", text)
+    return " ".join(_COUNTERS.get(p) or _css_string(p) for p in pieces if p)
 
 
 def environment(template_dir: Path, messages: Messages) -> Environment:

@@ -18,10 +18,17 @@ from zoneinfo import ZoneInfo
 
 from jobs.lake.marts import read_mart_rows, read_summary
 from reports import context, csvs
+from reports import validation as checks
 from reports.figures import coverage_rows, week_charts
 from reports.fonts.fetch import font_is_present, font_path
 from reports.i18n import Messages
-from reports.render import TEMPLATE_ROOT, TemplateOnlyFetcher, html_to_pdf, render_html
+from reports.render import (
+    TEMPLATE_ROOT,
+    TemplateOnlyFetcher,
+    html_to_pdf,
+    page_footer_css,
+    render_html,
+)
 
 TEMPLATE_DIR = TEMPLATE_ROOT / "weekly"
 FONT_DIR = TEMPLATE_DIR / "fonts"
@@ -87,32 +94,19 @@ def _rows(week_dir: Path, name: str) -> list[dict[str, Any]]:
         return []
 
 
-def _validation_block(validation: dict[str, Any] | None) -> dict[str, Any]:
-    if validation is None:
-        return {"status": "none", "suites": [], "passed": 0, "total": 0}
-    results = [
-        {"suite": s.get("suite"), **r}
-        for s in validation.get("suites") or []
-        for r in s.get("results") or []
-    ]
-    return {
-        "status": "passed" if validation.get("success") else "failed",
-        "rows": results,
-        "passed": sum(1 for r in results if r.get("success")),
-        "total": len(results),
-    }
-
-
 def _attachments(
     week_dir: Path,
     ctx: dict[str, Any],
     evidence: list[dict[str, Any]],
     events: list[dict[str, Any]],
+    validation: dict[str, Any] | None,
 ) -> dict[str, bytes]:
     files = {
         "summary.json": (week_dir / "summary.json").read_bytes(),
         "evidence.csv": csvs.to_csv(evidence, EVIDENCE_COLUMNS),
     }
+    if validation is not None:
+        files[checks.CSV_FILE] = checks.to_csv(validation)
     for det in ctx["detections"]:
         rows = [e for e in events if e.get("detection_id") == det["detection_id"]]
         files[f"detection-{det['detection_id']}.csv"] = csvs.to_csv(rows, EVENT_COLUMNS)
@@ -136,9 +130,18 @@ def build_week_context(
     evidence: list[dict[str, Any]],
     previous_summary: dict[str, Any] | None,
     validation: dict[str, Any] | None,
+    coverage: dict[str, Any] | None = None,
+    custody_head: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Everything the template shows except the charts and run metadata."""
+    """Everything the template shows except the charts and run metadata.
+
+    ``coverage`` and ``custody_head`` default to summary.json's coverage block and provenance.
+    """
     summary = read_summary(week_dir)
+    if coverage is None:
+        coverage = summary.get("coverage")
+    if custody_head is None:
+        custody_head = (summary.get("provenance") or {}).get("custody_head")
     events = _rows(week_dir, "important_events")
     ips = _rows(week_dir, "source_ips")
     users = _rows(week_dir, "users")
@@ -179,7 +182,11 @@ def build_week_context(
         "crd": context.cap(crd, context.CAP, "crd_operations.csv"),
         "policy_findings": _rows(week_dir, "policy_findings"),
         "policy_fit": _rows(week_dir, "policy_fit"),
-        "validation": _validation_block(validation),
+        "validation": checks.view(validation, t),
+        "coverage": context.coverage_view(coverage, t),
+        "custody": context.custody_line(custody_head, t),
+        "empty_week": context.is_empty_week(summary, coverage),
+        "operations": context.OPERATIONS,
         "all_users": users,
         "all_ips": ips,
         "all_crd": crd,
@@ -212,7 +219,7 @@ def _manifest(
         "config_sha256": config_sha256,
         "policy": {"source": str(policy.get("source")), "sha256": policy.get("sha256")},
         "validation": {
-            "status": _validation_block(validation)["status"],
+            "status": checks.status(validation),
             "success": None if validation is None else bool(validation["success"]),
         },
         "evidence": [{k: e.get(k) for k in EVIDENCE_COLUMNS} for e in evidence],
@@ -261,14 +268,17 @@ def render_weekly_report(
         evidence=evidence,
         previous_summary=previous_summary,
         validation=validation,
+        coverage=coverage,
+        custody_head=custody_head,
     )
     summary = ctx["summary"]
+    coverage = coverage if coverage is not None else summary.get("coverage")
     zone = ZoneInfo(timezone)
     window = (
         datetime.fromisoformat(summary["window"]["start"]).astimezone(zone),
         datetime.fromisoformat(summary["window"]["end"]).astimezone(zone),
     )
-    files = _attachments(week_dir, ctx, ctx["evidence"], ctx["events"])
+    files = _attachments(week_dir, ctx, ctx["evidence"], ctx["events"], validation)
     manifest = _manifest(
         cluster=cluster,
         week=week,
@@ -297,6 +307,7 @@ def render_weekly_report(
             ctx, summary, t, window, coverage_rows(ctx["evidence"], coverage, window)
         ),
         font_file=f"fonts/{font_path(FONT_DIR).name}",
+        page_footer=page_footer_css(t),
     )
     html = render_html(TEMPLATE_DIR, ctx, t)
     pdf = html_to_pdf(

@@ -36,6 +36,9 @@ class WeekContext:
     custody_head: Mapping[str, Any] | None = None
     collection_failures: Sequence[Mapping[str, Any]] = ()
     masters: Sequence[str] = field(default_factory=tuple)
+    # gaps the evidence itself shows (a backup rotated away before collection, a damaged
+    # file, an unreachable master): jobs.evidence.coverage, passed in by the caller
+    evidence_gaps: Sequence[Mapping[str, Any]] = ()
 
 
 def summarise_master_hours(week_df: DataFrame) -> DataFrame:
@@ -88,6 +91,7 @@ def build_coverage(
     masters: Sequence[str],
     master_hours: Iterable[Mapping[str, Any]],
     collection_failures: Iterable[Mapping[str, Any]] = (),
+    evidence_gaps: Iterable[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """The coverage block of summary.json.
 
@@ -97,6 +101,7 @@ def build_coverage(
         master_hours: rows of :func:`summarise_master_hours`.
         collection_failures: custody records of failed collections (``master``, ``at``,
             ``error``, optional ``file_name``).
+        evidence_gaps: gaps between the held files (master, start, end, cause).
     """
     start, end = _utc(window[0]), _utc(window[1])
     failures = list(collection_failures)
@@ -123,18 +128,22 @@ def build_coverage(
                 }
             )
         seen = sorted(hours)
-        per_master.append({
-            "master": master,
-            "events": sum(hours.values()),
-            "first_event_hour": seen[0].isoformat() if seen else None,
-            "last_event_hour": seen[-1].isoformat() if seen else None,
-            "hours_without_events": len(empty),
-            "collection_failures": len(in_week),
-            "configured": master in masters,
-        })
+        per_master.append(
+            {
+                "master": master,
+                "events": sum(hours.values()),
+                "first_event_hour": seen[0].isoformat() if seen else None,
+                "last_event_hour": seen[-1].isoformat() if seen else None,
+                "hours_without_events": len(empty),
+                "collection_failures": len(in_week),
+                "configured": master in masters,
+            }
+        )
     total = sum(m["events"] for m in per_master)
+    held = [dict(g) for g in evidence_gaps]
     return {
-        "complete": bool(total) and not gaps,
+        "complete": bool(total) and not gaps and not held,
+        "evidence_gaps": held,
         "events": total,
         "hours_in_week": len(_hours(start, end)),
         "masters": per_master,

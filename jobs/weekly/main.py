@@ -16,8 +16,13 @@ from typing import Any
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
-from jobs.detections.findings import find_important_events, summarise_detections
+from jobs.detections.findings import (
+    detection_statuses,
+    find_important_events,
+    summarise_detections,
+)
 from jobs.detections.observability import observability_for_week, policy_source
+from jobs.detections.risk import with_ip_risk
 from jobs.geo.reader import IP_INFO_FIELDS, GeoReader, ip_info
 from jobs.lake.events import read_events
 from jobs.lake.ledger import read_ledger
@@ -73,9 +78,10 @@ def _marts(
     important_df: DataFrame,
     observability: tuple[dict[str, str], dict[str, str]],
     policy: Policy,
+    timezone: str,
 ) -> dict[str, DataFrame]:
     return {
-        "overview": marts.summarise_overview(requests_df),
+        "overview": marts.summarise_overview(requests_df, timezone=timezone),
         "important_events": important_df,
         "detections": summarise_detections(important_df, *observability),
         "resource_operations": marts.summarise_resource_operations(requests_df),
@@ -126,6 +132,7 @@ def _evidence_blocks(
         master_hours=hours,
         collection_failures=[f for f in context.collection_failures
                              if f.get("cluster") == config.cluster],
+        evidence_gaps=context.evidence_gaps,
     )  # fmt: skip
     provenance = build_provenance(
         cluster=config.cluster, window=window, ledger=read_ledger(layout), context=context
@@ -165,11 +172,17 @@ def run(
             ip_info_df = build_ip_info(spark, requests_df, geo)
             geoip = geo.describe()
         observability = observability_for_week(spark, week_df, policy, policy_source(config.policy))
-        important_df = find_important_events(requests_df, ip_info_df).persist(
+        # the cluster's allow-lists and threat data (issue 11): risky IPs, "not configured"
+        ip_info_df = with_ip_risk(spark, ip_info_df, config.detections)
+        observability = detection_statuses(observability, config.detections)
+        important_df = find_important_events(requests_df, ip_info_df, config.detections).persist(
             StorageLevel.MEMORY_AND_DISK
         )  # one mart, and the detection counts
         out = mart_dir(layout, config.cluster, week)
-        frames = _marts(requests_df, week_df, ip_info_df, important_df, observability, policy)
+        frames = _marts(
+            requests_df, week_df, ip_info_df, important_df, observability, policy,
+            config.timezone,
+        )  # fmt: skip
         written = {name: _write(spark, df, out / name, name) for name, df in frames.items()}
         collected = {name: rows for name, rows in written.items() if rows is not None}
         summary = build_summary(

@@ -83,14 +83,18 @@ def _facets(
     )
 
 
-def summarise_overview(requests_df: DataFrame) -> DataFrame:
+def summarise_overview(requests_df: DataFrame, timezone: str = "UTC") -> DataFrame:
     """Long table: dimension, key, requests, events, failures, distinct_users, distinct_source_ips.
 
-    Dimensions: total (key ``all``), day (local date), verb, status_class, user_kind. Distinct
-    users count user_name (the account that authenticated).
+    Dimensions: total (key ``all``), day (local date), hour (local ``YYYY-MM-DD HH``), verb,
+    status_class, user_kind. ``timezone`` must be the one ``summarise_requests`` used for
+    ``day``, so that an hour's date is the day it is counted in. Distinct users count
+    user_name (the account that authenticated).
     """
+    local_ts = F.from_utc_timestamp(F.col("request_received_ts"), timezone)
     keys = {
         "day": F.col("day").cast("string"),
+        "hour": F.date_format(local_ts, "yyyy-MM-dd HH"),
         "verb": F.col("verb"),
         "status_class": F.col("status_class"),
         "user_kind": F.col("user_kind"),

@@ -104,6 +104,7 @@ def mart_rows():
         "overview": [
             ("total", "all", 3, 3, 1, 2, 2),
             ("day", DAY, 3, 3, 1, 2, 2),
+            ("hour", f"{DAY} 10", 3, 3, 1, 2, 2),
             ("verb", "get", 2, 2, 1, 1, 1),
             ("verb", "create", 1, 1, 0, 1, 1),
             ("status_class", "2xx", 2, 2, 0, 2, 2),

@@ -1,18 +1,23 @@
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import re
 import shutil
 import subprocess
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import CHINESE, HOSTILE_FORMULA, HOSTILE_HTML, render_kwargs
+from report_week import CHINESE, HOSTILE_FORMULA, HOSTILE_HTML, render_kwargs, write_empty_week
 from weasyprint.urls import FatalURLFetchingError
 
 from reports.csvs import neutralise, to_csv
-from reports.i18n import Messages
-from reports.render import TemplateOnlyFetcher
+from reports.figures import week_hours
+from reports.i18n import LOCALE_DIR, Messages
+from reports.render import TemplateOnlyFetcher, page_footer_css
 from reports.verify import read_attachments, verify_report
 from reports.weekly import TEMPLATE_DIR, render_weekly_report
 
@@ -174,3 +179,154 @@ def test_neutralise_prefixes_formula_starts(cell):
 def test_to_csv_keeps_numbers_and_plain_text():
     data = to_csv([{"a": -5, "b": "plain", "c": None}], ["a", "b", "c"]).decode("utf-8-sig")
     assert data.splitlines()[1] == "-5,plain,"
+
+
+FAILED_VALIDATION = {
+    "success": False,
+    "suites": [
+        {
+            "suite": "events_suite",
+            "success": False,
+            "results": [
+                {
+                    "expectation": "expect_column_values_to_not_be_null",
+                    "column": "audit_id",
+                    "observed": {
+                        "element_count": 59998,
+                        "unexpected_count": 3,
+                        "examples": [HOSTILE_HTML],
+                    },
+                    "success": False,
+                    "severity": "critical",
+                },
+                {
+                    "expectation": "expect_column_values_to_be_unique",
+                    "column": "line_no",
+                    "observed": {"element_count": 59998, "unexpected_count": 0, "examples": []},
+                    "success": True,
+                    "severity": "critical",
+                },
+            ],
+        },
+        {
+            "suite": "ledger_suite",
+            "success": True,
+            "results": [
+                {
+                    "expectation": "expect_column_max_to_be_between",
+                    "column": "quarantined_share",
+                    "observed": 0.25,
+                    "success": False,
+                    "severity": "warning",
+                }
+            ],
+        },
+    ],
+}
+COVERAGE_WITH_GAP = {
+    "complete": False,
+    "events": 70,
+    "gaps": [
+        {
+            "master": "m2",
+            "start": "2026-11-18T02:00:00+00:00",
+            "end": "2026-11-18T09:00:00+00:00",
+            "hours": 7,
+            "cause": "collection failure",
+        }
+    ],
+}
+CUSTODY_HEAD = {"count": 42, "last_record_sha256": "0123456789abcdef" * 4, "updated_at": "x"}
+
+
+def test_render_weekly_report_validation_summary_details_and_csv(font, week_dir, tmp_path):
+    result = render_weekly_report(
+        week_dir, tmp_path, **render_kwargs("en", validation=FAILED_VALIDATION)
+    )
+    text = " ".join(_text(result.pdf).split())
+    cover = " ".join(_text(result.pdf).split("\f")[0].split())
+    assert "Validation failed" in cover and "expect_column_values_to_not_be_null" in cover
+    assert "1 of 3 expectations passed" in text
+    assert "3 of 59,998 rows unexpected" in text and "0.25" in text
+    assert "".join(HOSTILE_HTML.split()) in "".join(text.split())
+    # a passed expectation is counted in its suite's row, not listed
+    assert "expect_column_values_to_be_unique" not in text
+    assert "element_count" not in text and "{'" not in text
+    files = read_attachments(result.pdf)
+    rows = files["validation.csv"].decode("utf-8-sig").splitlines()
+    assert rows[0] == (
+        "suite,expectation,column,severity,success,unexpected_count,element_count,observed"
+    )
+    assert len(rows) == 4
+    assert rows[1].startswith(
+        "events_suite,expect_column_values_to_not_be_null,audit_id,critical,false,3,59998,"
+    )
+    assert rows[3].endswith(",0.25")
+    manifest = json.loads(files["manifest.json"])
+    assert (
+        manifest["attachments"]["validation.csv"]
+        == hashlib.sha256(files["validation.csv"]).hexdigest()
+    )
+
+
+@pytest.mark.parametrize("lang", ["en", "zh-CN"])
+def test_render_weekly_report_cover_coverage_custody_and_gaps(font, week_dir, tmp_path, lang):
+    t = Messages(lang, "Asia/Shanghai")
+    result = render_weekly_report(
+        week_dir,
+        tmp_path,
+        **render_kwargs(lang, coverage=COVERAGE_WITH_GAP, custody_head=CUSTODY_HEAD),
+    )
+    pages = _text(result.pdf).split("\f")
+    cover = " ".join(pages[0].split())
+    assert t("coverage.gaps", n="1") in cover
+    assert t("cover.custody_line", n="42", sha="0123456789abcdef") in cover
+    assert "0123456789abcdef0" not in cover
+    text = " ".join(" ".join(pages).split())
+    assert t("cause.collection_failure") in text and "2026-11-18 10:00:00" in text
+    assert t("footer.page_of", page=1, pages=len(pages) - 1) in cover  # pdftotext ends in \f
+
+
+@pytest.mark.parametrize("lang", ["en", "zh-CN"])
+def test_render_weekly_report_empty_week_says_so(font, tmp_path, lang):
+    week = write_empty_week(tmp_path / "week")
+    t = Messages(lang, "Asia/Shanghai")
+    result = render_weekly_report(week, tmp_path / "out", **render_kwargs(lang, evidence=[]))
+    pages = _text(result.pdf).split("\f")
+    flat = [" ".join(p.split()) for p in pages]
+    assert t("week.empty") in flat[0]
+    assert t("week.empty") in flat[1] and t("s2.title") in flat[1]
+    assert t("coverage.gaps", n="2") in flat[0]
+    assert t("validation.none") in flat[0]
+    assert t("cause.master_never_collected") in " ".join(flat)
+
+
+def test_week_hours_follow_the_local_clock():
+    shanghai = ZoneInfo("Asia/Shanghai")
+    window = (datetime(2026, 11, 16, tzinfo=shanghai), datetime(2026, 11, 23, tzinfo=shanghai))
+    hours = week_hours(window)
+    assert (len(hours), hours[0], hours[-1]) == (168, "2026-11-16 00", "2026-11-22 23")
+    berlin = ZoneInfo("Europe/Berlin")  # summer time starts on Sunday 2026-03-29
+    dst = week_hours((datetime(2026, 3, 23, tzinfo=berlin), datetime(2026, 3, 30, tzinfo=berlin)))
+    assert len(dst) == 167 and "2026-03-29 02" not in dst
+
+
+def test_page_footer_keeps_the_translators_word_order():
+    assert page_footer_css(Messages("en", "UTC")) == '"Page " counter(page) " of " counter(pages)'
+    assert page_footer_css(Messages("zh-CN", "UTC")) == (
+        '"第 " counter(page) " 页，共 " counter(pages) " 页"'
+    )
+
+
+def test_catalogues_hold_every_template_key_in_both_languages():
+    template = (TEMPLATE_DIR / "report.html.j2").read_text(encoding="utf-8")
+    used = set(re.findall(r'_\("([a-z0-9_.]+)"', template))
+    keys = {}
+    for code in ("en", "zh_CN"):
+        po = (LOCALE_DIR / f"{code}.po").read_text(encoding="utf-8")
+        keys[code] = set(re.findall(r'^msgid "(.+)"$', po, flags=re.M))
+    # en may leave detection titles (det.*) to the catalogue of detections; zh must not
+    assert keys["en"] <= keys["zh_CN"], keys["en"] - keys["zh_CN"]
+    prefixes = {k for k in used if k.endswith(".")}  # _("sev." ~ severity) and the like
+    assert used - prefixes <= keys["en"], used - prefixes - keys["en"]
+    assert all(any(k.startswith(p) for k in keys["en"]) for p in prefixes)
