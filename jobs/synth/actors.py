@@ -120,6 +120,31 @@ def service_account_reason(binding: str, namespace: str, name: str) -> str:
     )
 
 
+def controller_actor(name: str, master_ip: str) -> Actor:
+    """A kube-controller-manager controller acting as its own kube-system service account.
+
+    Its uid is fixed by its name, so the background and the planted incidents show the same
+    service account.
+
+    Args:
+        name: the controller (``deployment-controller``, ...).
+        master_ip: the master whose controller-manager holds the lease.
+
+    Returns:
+        The actor.
+    """
+    uid = new_uuid(random.Random(f"serviceaccount:kube-system/{name}"))  # noqa: S311 - fixed id
+    return Actor(
+        name,
+        service_account_user("kube-system", name, uid),
+        component_user_agent(
+            "kube-controller-manager", f"/system:serviceaccount:kube-system:{name}"
+        ),
+        (go_json([master_ip]),),
+        allow_annotations(service_account_reason(f"system:controller:{name}", "kube-system", name)),
+    )
+
+
 def _human(
     key: str, identity: str, source_ips: tuple[str, ...], user_agents: list[str]
 ) -> list[Actor]:
@@ -164,6 +189,8 @@ def planted_actor(key: str) -> Actor:
         KeyError: no such actor.
     """
     row = actors_table()["planted"][key]
+    if "controller" in row:
+        return controller_actor(row["controller"], row["source_ips"][-1])
     ips = (go_json(row["source_ips"]),)
     if "identity" in row:
         return _human(key, row["identity"], ips, [row["user_agent"]])[0]

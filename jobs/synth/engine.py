@@ -47,6 +47,8 @@ _EVENT_HEAD = '{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"'
 _UNAUTHORIZED_STATUS = (
     '{"metadata":{},"status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401}'
 )
+# a responseStatus ends with its code (Go field order): what auth-failures counts, 401 or 403
+_AUTH_FAILURE_ENDINGS = ('"code":401}', '"code":403}')
 
 
 def load_table(name: str) -> dict[str, Any]:
@@ -218,6 +220,7 @@ class Generator:
         self.resource_version = 48_000_000 + seed % 1000 * 1000
         self.lines = 0
         self.requests = 0
+        self.auth_failures = 0  # requests answered 401 or 403
         self.bucket_end = start_us
         # lines due before the current bucket ends go to a list, later ones to a heap
         self._due: list[list[tuple[int, str, int]]] = [[] for _ in range(masters)]
@@ -304,6 +307,8 @@ class Generator:
             actor.allow_annotations_json if call.annotations_json is None else call.annotations_json
         )
         self.requests += 1
+        if call.status_json.endswith(_AUTH_FAILURE_ENDINGS):
+            self.auth_failures += 1
 
         def line(stage: str, status: str, req_obj: str, resp_obj: str, stage_us: int) -> None:
             event = EventLine(
@@ -350,6 +355,7 @@ class Generator:
             user_agent_json: the client's user agent.
         """
         self.requests += 1
+        self.auth_failures += 1
         started_us = at_us + 150 + int(self.rng.random() * 900)
         event = EventLine(
             call.level,

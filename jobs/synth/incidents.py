@@ -2,7 +2,9 @@
 
 :data:`PLANTED` is the table every consumer reads (the summary, ``kaudit synth --planted``, the
 README, the tests): one row per incident with its request and line counts, identity, source and
-first local time, all derived from the YAML.
+first local time, all derived from the YAML. :func:`detections_config` is the allow-list and
+threat-list configuration the expected counts assume; :func:`background_matches` the realistic
+background traffic that also matches a detection (its count is the run's, see ``synth_week``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,22 @@ from jobs.synth.render import (
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 TOKEN_LIFETIME_S = 31536000
+AUTH_FAILURE_CODES = (401, 403)
+# ObjectMeta's Go field order, for the metadata of a stored (created) object
+_META_ORDER = (
+    "name",
+    "generateName",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "labels",
+    "annotations",
+    "ownerReferences",
+)
+# the registries of these kinds set metadata.generation on create
+_GENERATION_KINDS = {"Deployment", "ReplicaSet", "DaemonSet", "StatefulSet", "Job", "CronJob"}
 
 
 @dataclass(frozen=True)
@@ -48,6 +66,8 @@ class PlantedRequest:
     impersonate: dict[str, Any] | None = None
     request_object: Any = None
     response_object: Any = None
+    uid: str | None = None  # the created object's uid when others name it (ownerReferences)
+    generated_name: str | None = None  # the name the server gives a generateName object
 
     @property
     def week_second(self) -> int:
@@ -71,6 +91,7 @@ class Incident:
     observable: bool
     columns: tuple[str, ...]
     requests: tuple[PlantedRequest, ...]
+    note: str = ""
 
 
 def week_second(at: str) -> int:
@@ -118,9 +139,31 @@ def incidents() -> tuple[Incident, ...]:
             observable=row.get("observable", True),
             columns=tuple(row.get("columns", ())),
             requests=tuple(_request(row["key"], r) for r in row["requests"]),
+            note=row.get("note", ""),
         )
         for row in _document()["incidents"]
     )
+
+
+def detections_config() -> dict[str, Any]:
+    """The ``detections`` config the planted counts assume (``config`` of ``incidents.yaml``).
+
+    Returns:
+        allowed_users, allowed_registries, allowed_namespaces, hosting_asns, and
+        ``threat_list``: the IPs a threat-list file must hold.
+    """
+    block: dict[str, Any] = _document()["config"]
+    return block
+
+
+def background_matches() -> list[dict[str, Any]]:
+    """What of the background traffic matches a detection (``background`` of the YAML).
+
+    Returns:
+        One mapping per detection: detection, identity, source_ip, description.
+    """
+    rows: list[dict[str, Any]] = _document()["background"]
+    return rows
 
 
 def planted_requests() -> list[PlantedRequest]:
@@ -189,18 +232,18 @@ def render(g: Generator, request: PlantedRequest, at_us: int, master: int, index
             annotations = go_json(sorted_map(merged))
     now = g.second_timestamp(at_us)
     # the object's uid is fixed by the request, whatever the seed
-    uid = new_uuid(random.Random(f"{request.incident}/{index}"))  # noqa: S311
+    uid = request.uid or new_uuid(random.Random(f"{request.incident}/{index}"))  # noqa: S311
     rv = g.next_resource_version()
     body = go_json(request.request_object) if request.request_object is not None else ""
     response = ""
     if request.response_object == "created":
         stored = json.loads(body)
-        stored["metadata"] = {
-            **stored["metadata"],
-            "uid": uid,
-            "resourceVersion": rv,
-            "creationTimestamp": now,
-        }
+        meta = {**stored["metadata"], "uid": uid, "resourceVersion": rv, "creationTimestamp": now}
+        if request.generated_name:
+            meta["name"] = request.generated_name
+        if stored.get("kind") in _GENERATION_KINDS:
+            meta["generation"] = 1
+        stored["metadata"] = {k: meta[k] for k in sorted(meta, key=_META_ORDER.index)}
         if stored.get("kind") == "Pod":
             stored["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
         response = go_json(stored)
@@ -231,7 +274,10 @@ def _row(incident: Incident) -> dict[str, Any]:
     first = min(requests, key=lambda r: r.week_second)
     actor = planted_actor(first.actor)
     user = json.loads(actor.user_json)
-    reason = json.loads(actor.allow_annotations_json).get("authorization.k8s.io/reason", "")
+    # the reason the events carry: an impersonated request's names the impersonated identity's
+    # binding, so it names no person behind kubernetes-admin
+    annotations = {**json.loads(actor.allow_annotations_json), **(first.annotations or {})}
+    reason = annotations.get("authorization.k8s.io/reason", "")
     person = reason.rsplit('to User "', 1)[1].rstrip('"') if 'to User "' in reason else ""
     source_ips = json.loads(actor.source_ip_choices[0])
     row: dict[str, Any] = {
@@ -249,6 +295,8 @@ def _row(incident: Incident) -> dict[str, Any]:
         "codes": sorted({r.code for r in requests}),
         "also": list(incident.also),
         "observable": incident.observable,
+        "auth_failures": sum(1 for r in requests if r.code in AUTH_FAILURE_CODES),
+        "note": incident.note,
     }
     masters = {r.master for r in requests if r.master is not None}
     if masters:
@@ -264,6 +312,10 @@ def _row(incident: Incident) -> dict[str, Any]:
 
 
 PLANTED: list[dict[str, Any]] = [_row(incident) for incident in incidents()]
+
+
+def _table_row(*cells: str) -> str:
+    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
 
 def planted_markdown() -> str:
@@ -285,11 +337,21 @@ def planted_markdown() -> str:
             what += "; also " + ", ".join(e["also"])
         if not e["observable"]:
             what += " (not observable under the ACK policy)"
-        what = what.replace("|", "\\|")
+        if e["note"]:
+            what += f" ({e['note']})"
         rows.append(
-            f"| {e['id']} | {e['count']} | {e['lines']} | {who} | {e['source_ip']} | "
-            f"{e['first_local']} | {what} |"
-        )
+            _table_row(
+                e["id"], str(e["count"]), str(e["lines"]), who, e["source_ip"], e["first_local"],
+                what,
+            )
+        )  # fmt: skip
+    for b in background_matches():
+        rows.append(
+            _table_row(
+                b["detection"], "see the synth summary", "", b["identity"], b["source_ip"],
+                "all week", "background: " + b["description"],
+            )
+        )  # fmt: skip
     rows.append("")
     rows += [f"- {note}" for note in _document()["notes"]]
     return "\n".join(rows) + "\n"

@@ -47,8 +47,12 @@ def week_start_utc(week: str) -> dt.datetime:
 
 def _write_traffic(
     g: Generator, writers: list[RotatingWriter], background: Background, events: int
-) -> None:
-    """Fill every minute with its planted requests and its share of the background."""
+) -> int:
+    """Fill every minute with its planted requests and its share of the background.
+
+    Returns the number of planted requests answered 401 or 403 (the rest of
+    ``g.auth_failures`` is the background's).
+    """
     masters = g.masters
     requests = planted_requests()
     background_lines = max(events - sum(r.lines for r in requests), 0)
@@ -70,7 +74,7 @@ def _write_traffic(
     )
     system_done = human_done = unauth_done = 0
     system_target = human_target = unauth_target = 0.0
-    next_planted = 0
+    next_planted = planted_failures = 0
     turn = 0  # planted requests without a master go to the masters in turn
     bucket_us = BUCKET_S * MICROS
     for b in range(n_buckets):
@@ -83,7 +87,9 @@ def _write_traffic(
             master = request.master if request.master is not None else turn % masters
             turn += 1
             at_us = g.start_us + request.week_second * MICROS + int(rng.random() * 900_000)
+            before_failures = g.auth_failures
             render(g, request, at_us, min(master, masters - 1), next_planted)
+            planted_failures += g.auth_failures - before_failures
             next_planted += 1
         # each share runs until its running target of lines is reached
         before = g.lines
@@ -115,6 +121,7 @@ def _write_traffic(
         for _key, line, stage in g.drain(m, g.end_us + 1):
             writers[m].write(line.encode(), stage)
         writers[m].close()
+    return planted_failures
 
 
 def synth_week(
@@ -140,7 +147,9 @@ def synth_week(
         cluster: cluster name recorded in the summary.
 
     Returns:
-        A summary: window, files per master, line and request totals, planted incidents.
+        A summary: window, files per master, line and request totals, planted incidents,
+        and ``background_detections``: detection id to the number of background requests it
+        counts (the realistic failures of background.yaml, which depend on seed and size).
 
     Raises:
         ValueError: bad arguments.
@@ -164,7 +173,7 @@ def synth_week(
             raise FileExistsError(f"{directory} is not empty")
         rotation_rng = random.Random(seed * 7919 + i)  # noqa: S311 - reproducible
         writers.append(RotatingWriter(directory, limit, compress, rotation_rng, start_us))
-    _write_traffic(g, writers, build(g), events)
+    planted_failures = _write_traffic(g, writers, build(g), events)
 
     per_master = {}
     for name, w in zip(names, writers, strict=True):
@@ -195,6 +204,9 @@ def synth_week(
         "events": g.lines,
         "requests": g.requests,
         "planted": planted,
+        # requests of the background that a detection counts, as that detection counts them
+        # (auth-failures: every request answered 401 or 403); background.yaml says which
+        "background_detections": {"auth-failures": g.auth_failures - planted_failures},
     }
 
 

@@ -11,10 +11,10 @@ from collections.abc import Callable
 
 from jobs.synth.actors import (
     component_user_agent,
+    controller_actor,
     node_ips,
     node_names,
     service_account_reason,
-    service_account_user,
 )
 from jobs.synth.engine import MICROS, OK_STATUS, Actor, Call, Generator, go_json
 from jobs.synth.objects import APPS, pod_name, random_suffix, watch_query
@@ -239,18 +239,9 @@ class ControllerTraffic:
             scheduler_ip: where the scheduler runs.
         """
         self.g, self.rng, self.t, self.nodes = g, g.rng, templates, nodes
-        ua = "kube-controller-manager"
 
         def controller(name: str) -> Actor:
-            return Actor(
-                name,
-                service_account_user("kube-system", name, g.new_id()),
-                component_user_agent(ua, f"/system:serviceaccount:kube-system:{name}"),
-                (go_json([master_ip]),),
-                allow_annotations(
-                    service_account_reason(f"system:controller:{name}", "kube-system", name)
-                ),
-            )
+            return controller_actor(name, master_ip)
 
         self.replicaset = controller("replicaset-controller")
         self.deployment = controller("deployment-controller")

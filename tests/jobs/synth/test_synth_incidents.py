@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import json
 import re
 from collections import Counter
 
 from week_reader import (
+    AUTH_FAILURES,
     DETECTION_IDS,
     LEVEL_RANK,
     LONG_SUBS,
@@ -25,6 +27,7 @@ from week_reader import (
 )
 
 from jobs.synth import PLANTED, planted_markdown
+from jobs.synth.incidents import background_matches
 
 
 def test_synth_week_levels_and_bodies_match_ack_policy_except_planted_drift(events: list) -> None:
@@ -63,13 +66,74 @@ def test_synth_week_levels_and_bodies_match_ack_policy_except_planted_drift(even
 def test_synth_week_detections_find_exactly_the_planted_incidents(events: list) -> None:
     hits = detect(events)
     for det in DETECTION_IDS:
+        if det == AUTH_FAILURES:
+            continue
         want = expected(det)
         got = hits.get(det, {})
         assert len(got) == sum(p["count"] for p in want), det
         # 401s carry no user at all; the scanner's identified requests are system:anonymous
-        assert {user_name(e) for e in got.values()} - {""} == {p["username"] for p in want}, det
+        users = {u for p in want for u in p["usernames"]}
+        assert {user_name(e) for e in got.values()} - {""} == users, det
     assert set(hits) <= set(DETECTION_IDS)
-    assert len(hits) >= 25
+    assert len(hits) >= 35
+
+
+def test_synth_week_auth_failures_are_the_planted_plus_the_reported_background(
+    week: tuple, events: list
+) -> None:
+    _, summary = week
+    got = detect(events)[AUTH_FAILURES]
+    planted = sum(p["auth_failures"] for p in PLANTED_ROWS)
+    background = summary["background_detections"][AUTH_FAILURES]
+    assert planted == 40 and background > 0
+    assert len(got) == planted + background
+    assert [p["auth_failures"] for p in PLANTED] == [p["auth_failures"] for p in PLANTED_ROWS]
+    # the background's: the expired CI token, the stale kubeconfig, kube-state-metrics, the dev
+    failing = [p for p in PLANTED_ROWS if p["auth_failures"]]
+    assert {p["key"] for p in failing} == {"scanner", "secret-denied", "denied-burst"}
+    scanner_ip = next(p["source_ip"] for p in failing if p["key"] == "scanner")
+    intern = next(p["username"] for p in failing if p["key"] == "denied-burst")
+    rest = [e for e in got.values() if e["sourceIPs"][-1] != scanner_ip and user_name(e) != intern]
+    assert len(rest) == background
+    assert {e["sourceIPs"][-1] for e in rest if status_code(e) == 401} <= {"10.0.3.15", "10.0.2.5"}
+    denied = {user_name(e) for e in rest if status_code(e) == 403}
+    dev = next(p["username"] for p in PLANTED_ROWS if p["key"] == "exec-benign")
+    assert denied <= {"system:serviceaccount:monitoring:kube-state-metrics", dev}
+
+
+def test_synth_week_privileged_deployment_is_one_workload_from_a_person_and_controllers(
+    events: list,
+) -> None:
+    hits = detect(events)["privileged-pod"].values()
+    mine = [e for e in hits if "web-priv" in json.dumps(e["requestObject"])]
+    assert len(mine) == next(
+        p["count"] for p in PLANTED_ROWS if p["key"] == "privileged-deployment"
+    )
+    assert sorted(object_ref(e)["resource"] for e in mine) == [
+        "deployments", "pods", "pods", "replicasets"
+    ]  # fmt: skip
+    by_kind = {e["requestObject"]["kind"]: e for e in mine}
+    owner = by_kind["ReplicaSet"]["requestObject"]["metadata"]["ownerReferences"][0]
+    assert owner["uid"] == by_kind["Deployment"]["responseObject"]["metadata"]["uid"]
+    rs_uid = by_kind["ReplicaSet"]["responseObject"]["metadata"]["uid"]
+    pods = [e for e in mine if object_ref(e)["resource"] == "pods"]
+    for pod in pods:
+        assert "name" not in pod["objectRef"]
+        meta = pod["requestObject"]["metadata"]
+        assert meta["ownerReferences"][0]["uid"] == rs_uid
+        assert pod["responseObject"]["metadata"]["name"].startswith(meta["generateName"])
+    assert {user_name(e) for e in pods} == {
+        "system:serviceaccount:kube-system:replicaset-controller"
+    }
+    # the planted controllers are the background's (same service account uid)
+    uids = {
+        user_name(e): e["user"]["uid"]
+        for _, e in events
+        if user_name(e).endswith(("-controller", ":replicaset-controller"))
+    }
+    for e in mine:
+        if user_name(e).startswith("system:"):
+            assert e["user"]["uid"] == uids[user_name(e)]
 
 
 def test_synth_week_planted_details_are_visible_in_the_events(events: list) -> None:
@@ -171,7 +235,15 @@ def test_synth_week_humans_follow_office_hours(events: list) -> None:
 def test_planted_table_is_consistent_and_rendered() -> None:
     md = planted_markdown()
     table = [r for r in md.splitlines() if r.startswith("|")]
-    assert len(table) == len(PLANTED) + 2
+    background = background_matches()
+    assert [b["detection"] for b in background] == [AUTH_FAILURES]
+    assert len(table) == len(PLANTED) + 2 + len(background)
+    assert table[-1].startswith(f"| {AUTH_FAILURES} | see the synth summary |")
+    assert "matches no detection" not in md
+    # impersonation: the events name no person, so neither does the table
+    imp = next(p for p in PLANTED if p["key"] == "impersonate")
+    assert imp["attributed_to"] == "" and "not attributable" in imp["note"]
+    assert "disallowed-user" in imp["also"]
     assert [(p["key"], p["count"]) for p in PLANTED] == [
         (p["key"], p["count"]) for p in PLANTED_ROWS
     ]
@@ -180,3 +252,9 @@ def test_planted_table_is_consistent_and_rendered() -> None:
         assert f"| {p['id']} | {p['count']} |" in md
     ids = {p["id"] for p in PLANTED}
     assert ids - set(DETECTION_IDS) == {"crd-operations", "policy-drift-sensitive-body"}
+    # one row per new or changed detection of issue 11
+    assert {
+        "role-write-privileges", "serviceaccount-kube-namespace", "disallowed-user",
+        "disallowed-image", "disallowed-namespace",
+    } <= ids  # fmt: skip
+    assert sum(p["id"] == "configmap-credentials" and not p["observable"] for p in PLANTED) == 2

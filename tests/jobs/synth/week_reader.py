@@ -1,13 +1,15 @@
 """Read a synthetic week with plain Python, and the planted table straight from its YAML.
 
 Independent of jobs.synth's code: events are parsed from the files, the ACK policy and the
-detections of docs/detections.md are evaluated on raw fields, and what to expect is read from
-jobs/synth/incidents.yaml and actors.yaml with PyYAML only.
+detections of docs/detections.md are evaluated on raw fields, and what to expect (and the
+allow-lists the counts assume) is read from jobs/synth/incidents.yaml and actors.yaml with
+PyYAML only.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 import gzip
 import ipaddress
 import json
@@ -50,10 +52,19 @@ V1_ORDER = [
 LONG_SUBS = {"exec", "attach", "portforward", "log", "proxy"}
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
 LEVEL_RANK = {"None": 0, "Metadata": 1, "Request": 2, "RequestResponse": 3}
+AUTH_FAILURES = "auth-failures"  # every 401 and 403: the background has some on purpose
 
+
+def _yaml(name: str) -> dict:
+    return yaml.safe_load((SYNTH_DIR / name).read_text())
+
+
+INCIDENTS = _yaml("incidents.yaml")
+ACTORS = _yaml("actors.yaml")
+CONFIG = INCIDENTS["config"]
 
 # ---------------------------------------------------------------------------------------------
-# helpers: read what synth wrote, with plain Python only
+# what synth wrote, with plain Python only
 # ---------------------------------------------------------------------------------------------
 
 
@@ -63,20 +74,17 @@ def read_file(path: Path) -> bytes:
 
 
 def ordered_files(master_dir: Path) -> list[Path]:
-    backups = sorted(
-        (p for p in master_dir.iterdir() if BACKUP_RE.match(p.name)),
-        key=lambda p: BACKUP_RE.match(p.name).group(1),
-    )
-    return [*backups, master_dir / "kubernetes.audit"]
+    backups = sorted(p for p in master_dir.iterdir() if BACKUP_RE.match(p.name))
+    return [*backups, master_dir / "kubernetes.audit"]  # the UTC stamp sorts as text
 
 
 def events_of(root: Path) -> list[tuple[str, dict]]:
-    out = []
-    for master_dir in sorted(root.iterdir()):
-        for f in ordered_files(master_dir):
-            for line in read_file(f).decode().splitlines():
-                out.append((master_dir.name, json.loads(line)))
-    return out
+    return [
+        (d.name, json.loads(line))
+        for d in sorted(root.iterdir())
+        for f in ordered_files(d)
+        for line in read_file(f).decode().splitlines()
+    ]
 
 
 def parse_ts(s: str) -> dt.datetime:
@@ -117,123 +125,58 @@ def is_public(ip: str) -> bool:
 # the ACK audit policy (docs/audit-policy-semantics.md section 6), evaluated per event
 # ---------------------------------------------------------------------------------------------
 
-ACK_K = {
-    "",
-    "admissionregistration.k8s.io",
-    "apps",
-    "authentication.k8s.io",
-    "authorization.k8s.io",
-    "autoscaling",
-    "batch",
-    "certificates.k8s.io",
-    "extensions",
-    "networking.k8s.io",
-    "policy",
-    "rbac.authorization.k8s.io",
-    "settings.k8s.io",
-    "storage.k8s.io",
-}
-ACK_RULES = [
-    (
-        "None",
-        {
-            "users": {"system:kube-proxy"},
-            "verbs": {"watch"},
-            "res": {"": {"endpoints", "services"}},
-        },
-    ),
-    (
-        "None",
-        {
-            "users": {"system:unsecured"},
-            "ns": {"kube-system"},
-            "verbs": {"get"},
-            "res": {"": {"configmaps"}},
-        },
-    ),
-    ("None", {"users": {"kubelet"}, "verbs": {"get"}, "res": {"": {"nodes"}}}),
-    ("None", {"groups": {"system:nodes"}, "verbs": {"get"}, "res": {"": {"nodes"}}}),
-    (
-        "None",
-        {
-            "users": {
-                "system:kube-controller-manager",
-                "system:kube-scheduler",
-                "system:serviceaccount:kube-system:endpoint-controller",
-            },
-            "verbs": {"get", "update"},
-            "ns": {"kube-system"},
-            "res": {"": {"endpoints"}},
-        },
-    ),
-    ("None", {"users": {"system:apiserver"}, "verbs": {"get"}, "res": {"": {"namespaces"}}}),
-    ("None", {"nonres": ["/healthz*", "/version", "/swagger*"]}),
-    ("None", {"res": {"": {"events"}}}),
-    (
-        "Metadata",
-        {"res": {"": {"secrets", "configmaps"}, "authentication.k8s.io": {"tokenreviews"}}},
-    ),
-    ("Request", {"verbs": {"get", "list", "watch"}, "res": {g: set() for g in ACK_K}}),
-    ("RequestResponse", {"res": {g: set() for g in ACK_K}}),
-    ("Metadata", {}),
-]
+ACK_POLICY = yaml.safe_load((SYNTH_DIR.parent / "policy" / "ack-policy.yaml").read_text())
+
+
+def _resource_matches(rule: dict, o: dict) -> bool:
+    sub, res = o.get("subresource"), o.get("resource", "")
+    full = f"{res}/{sub}" if sub else res
+    return any(
+        g.get("group", "") == o.get("apiGroup", "")
+        and (not g.get("resources") or full in g["resources"])
+        for g in rule["resources"]
+    )
 
 
 def ack_level(e: dict) -> str:
-    user = e["user"]
-    name, groups = user.get("username"), set(user.get("groups", []))
+    """The level of the first ACK policy rule that matches the event (audit.k8s.io semantics)."""
+    name, groups = e["user"].get("username"), set(e["user"].get("groups", []))
     o = e.get("objectRef")
-    verb = e["verb"]
-    for level, r in ACK_RULES:
-        if "users" in r and (name is None or name not in r["users"]):
+    path = unquote(e["requestURI"].split("?")[0])
+    for r in ACK_POLICY["rules"]:
+        if "users" in r and name not in r["users"]:
             continue
-        if "groups" in r and (name is None or not groups & r["groups"]):
+        if "userGroups" in r and (name is None or not groups & set(r["userGroups"])):
             continue
-        if "verbs" in r and verb not in r["verbs"]:
+        if "verbs" in r and e["verb"] not in r["verbs"]:
             continue
-        if "res" in r or "ns" in r:
-            if o is None:
-                continue
-            if "ns" in r and o.get("namespace", "") not in r["ns"]:
-                continue
-            grp, res, sub = o.get("apiGroup", ""), o.get("resource", ""), o.get("subresource")
-            allowed = r.get("res")
-            if allowed is not None:
-                if grp not in allowed:
-                    continue
-                if allowed[grp] and (f"{res}/{sub}" if sub else res) not in allowed[grp]:
-                    continue
-            return level
-        if "nonres" in r:
-            if o is not None:
-                continue
-            path = unquote(e["requestURI"].split("?")[0])
-            if not any(
-                path == p or (p.endswith("*") and path.startswith(p.rstrip("*")))
-                for p in r["nonres"]
-            ):
-                continue
-            return level
-        return level
+        if ("resources" in r or "namespaces" in r) and (
+            o is None
+            or ("namespaces" in r and o.get("namespace", "") not in r["namespaces"])
+            or ("resources" in r and not _resource_matches(r, o))
+        ):
+            continue
+        if "nonResourceURLs" in r and (
+            o is not None or not any(fnmatch.fnmatchcase(path, u) for u in r["nonResourceURLs"])
+        ):
+            continue
+        return r["level"]
     return "None"
 
 
 # ---------------------------------------------------------------------------------------------
-# the detections of docs/detections.md, written directly on the raw events
+# the detections of docs/detections.md (and issue 11), written directly on the raw events
 # ---------------------------------------------------------------------------------------------
 
 SUSPICIOUS = ("/etc/shadow", "169.254.169.254", "curl", "wget", "base64 -d", "nc ", "ncat")
 SHELLS = {"sh", "bash", "/bin/sh", "/bin/bash", "ash", "zsh"}
-SENSITIVE_PATHS = {
-    "/",
-    "/etc",
-    "/proc",
-    "/root",
-    "/var/run/docker.sock",
-    "/run/containerd",
-    "/var/lib/kubelet",
-    "/etc/kubernetes",
-}
+SENSITIVE_DIRS = ("/proc", "/root", "/var/run/docker.sock", "/run/containerd", "/var/lib/kubelet")
+SENSITIVE_DIRS += ("/etc/kubernetes",)
+WORKLOAD_RES = {"pods", "replicationcontrollers", "deployments", "statefulsets", "daemonsets"}
+WORKLOAD_RES |= {"replicasets", "jobs", "cronjobs"}
+RBAC_RES = {"roles", "clusterroles", "rolebindings", "clusterrolebindings"}
+KUBE_NAMESPACES = {"kube-system", "kube-public", "kube-node-lease"}
+SCANNERS = ("kube-hunter", "trufflehog", "azurehound", "access_matrix")
 
 
 def exec_cmd(e: dict) -> list[str]:
@@ -242,19 +185,188 @@ def exec_cmd(e: dict) -> list[str]:
 
 
 def pod_specs(obj: dict | None) -> list[dict]:
+    """The pod spec of a Pod, or the template's of a workload (CronJob: its job's)."""
     if not isinstance(obj, dict):
         return []
     spec = obj.get("spec") or {}
     if obj.get("kind") == "Pod":
         return [spec]
-    if obj.get("kind") == "CronJob":
-        return [spec["jobTemplate"]["spec"]["template"]["spec"]]
+    spec = (spec.get("jobTemplate") or {}).get("spec", spec)
     tmpl = spec.get("template", {}).get("spec")
     return [tmpl] if tmpl else []
 
 
-def is_success(e: dict) -> bool:
-    return 200 <= status_code(e) < 400
+def sensitive_path(path: str) -> bool:
+    return path in ("/", "/etc", "/etc/") or any(
+        path == d or path.startswith(d + "/") for d in SENSITIVE_DIRS
+    )
+
+
+def image_allowed(image: str) -> bool:
+    first = image.split("/", 1)[0]
+    if "/" not in image or not ("." in first or ":" in first or first == "localhost"):
+        image = "docker.io/" + ("" if "/" in image else "library/") + image
+    return any(image.startswith(r.rstrip("/") + "/") for r in CONFIG["allowed_registries"])
+
+
+def person(e: dict) -> str:
+    """The person behind a shared login, as the RBAC reason names them."""
+    reason = e.get("annotations", {}).get("authorization.k8s.io/reason", "")
+    found = re.search(r'to User "([^"]+)"', reason)
+    return found.group(1) if found else user_name(e)
+
+
+def grants_writes(rules: list) -> bool:
+    for r in rules:
+        verbs, groups = set(r.get("verbs", [])), set(r.get("apiGroups") or [""])
+        res = set(r.get("resources", []))
+        core = groups & {"", "*"} and res & {"secrets", "pods/exec", "pods/attach", "pods/*", "*"}
+        rbac = groups & {"rbac.authorization.k8s.io", "*"} and res & (RBAC_RES | {"*"})
+        if verbs & {"escalate", "bind", "impersonate"} or (
+            verbs & (WRITE_VERBS | {"*"}) and (core or rbac)
+        ):
+            return True
+    return False
+
+
+def _facts(e: dict) -> dict:
+    o, user = object_ref(e), user_name(e)
+    body = e.get("requestObject")
+    controller = (user.startswith("system:") and not user.startswith("system:serviceaccount:")) or (
+        user.startswith("system:serviceaccount:kube-system:")
+    )
+    return {
+        "e": e,
+        "res": o.get("resource"),
+        "sub": o.get("subresource"),
+        "grp": o.get("apiGroup", ""),
+        "ns": o.get("namespace", ""),
+        "verb": e["verb"],
+        "code": status_code(e),
+        "ok": 200 <= status_code(e) < 400 or status_code(e) == 101,
+        "user": user,
+        "human": is_human(e),
+        "controller": controller and user != "system:anonymous",
+        "system": user.startswith("system:") and user != "system:anonymous",
+        "allowed": e.get("annotations", {}).get("authorization.k8s.io/decision") == "allow",
+        "name": o.get("name", ""),
+        "body": body if isinstance(body, dict) else {},
+        "rules": body.get("rules", []) if isinstance(body, dict) else [],
+        "specs": pod_specs(body),
+        "volumes": [v for s in pod_specs(body) for v in s.get("volumes", [])],
+        "cmd": exec_cmd(e),
+        "ip": e["sourceIPs"][-1],
+    }
+
+
+def _template_write(f: dict) -> bool:
+    return (
+        f["res"] in WORKLOAD_RES
+        and not f["sub"]
+        and f["ok"]
+        and (f["verb"] == "create" or (f["verb"] in ("update", "patch") and not f["controller"]))
+    )
+
+
+def _containers(f: dict) -> list[dict]:
+    return [c for s in f["specs"] for c in s.get("containers", []) + s.get("initContainers", [])]
+
+
+def _privileged(c: dict) -> bool:
+    sc = c.get("securityContext") or {}
+    return bool(sc.get("privileged")) or bool(
+        set((sc.get("capabilities") or {}).get("add", [])) & {"SYS_ADMIN", "NET_ADMIN", "ALL"}
+    )
+
+
+def _connect(sub: str):
+    return lambda f: f["res"] == "pods" and f["sub"] == sub and f["verb"] in ("create", "get")
+
+
+def _namespace_name(f: dict) -> str:
+    return (f["body"].get("metadata") or {}).get("name") or object_ref(f["e"]).get("name", "")
+
+
+READS = ("get", "list", "watch")
+BODY_VERBS = ("create", "update", "patch")
+ROLES, BINDINGS = {"roles", "clusterroles"}, {"rolebindings", "clusterrolebindings"}
+WILDCARD = {"*", "escalate", "bind", "impersonate", "pods/exec", "nodes/proxy"}
+OPEN_PATHS = ("/healthz", "/livez", "/readyz", "/version")
+
+
+def on(f: dict, resources: set | tuple, verbs: set | tuple) -> bool:
+    return f["res"] in resources and f["verb"] in verbs
+
+
+def _allowed_namespace(f: dict) -> bool:
+    return any(fnmatch.fnmatchcase(_namespace_name(f), p) for p in CONFIG["allowed_namespaces"])
+
+
+def _suspicious(cmd: list[str]) -> bool:
+    shell_c = cmd[:1] and cmd[0] in SHELLS and "-c" in cmd
+    return bool(shell_c) or any(s in " ".join(cmd) for s in SUSPICIOUS)
+
+
+RULES = {  # detection id -> test on one request's facts
+    **{s: _connect(s) for s in ("exec", "attach", "portforward")},
+    "exec-suspicious-command": lambda f: _connect("exec")(f) and _suspicious(f["cmd"]),
+    "ephemeral-container": lambda f: f["sub"] == "ephemeralcontainers" and f["verb"] in WRITE_VERBS,
+    "node-proxy": lambda f: f["res"] == "nodes" and f["sub"] == "proxy",
+    "secret-read": lambda f: on(f, {"secrets"}, READS) and f["ok"] and f["human"],
+    "secret-read-denied": lambda f: on(f, {"secrets"}, READS) and f["code"] in (401, 403)
+    and f["human"],
+    "secret-write": lambda f: on(f, {"secrets"}, WRITE_VERBS) and f["human"],
+    "token-request": lambda f: on(f, {"serviceaccounts"}, {"create"}) and f["sub"] == "token",
+    "csr": lambda f: f["res"] == "certificatesigningrequests"
+    and ((f["verb"] == "create" and not f["sub"]) or f["sub"] == "approval"),
+    "configmap-credentials": lambda f: f["res"] == "configmaps"
+    and re.search(r"(?i)password|secret.?access.?key|access.?key.?id|token", json.dumps(f["body"]))
+    is not None,
+    "anonymous-allowed": lambda f: f["user"] == "system:anonymous" and f["allowed"]
+    and f["e"]["requestURI"].split("?")[0] not in OPEN_PATHS,
+    AUTH_FAILURES: lambda f: f["code"] in (401, 403),
+    "impersonation": lambda f: "impersonatedUser" in f["e"],
+    "permission-enumeration": lambda f: f["human"]
+    and on(f, {"selfsubjectrulesreviews", "selfsubjectaccessreviews"}, {"create"}),
+    "scanner-user-agent": lambda f: any(s in f["e"].get("userAgent", "") for s in SCANNERS),
+    "system-identity-public-ip": lambda f: f["system"] and is_public(f["ip"]),
+    "risky-source-ip": lambda f: f["ip"] in CONFIG["threat_list"],
+    "rbac-change": lambda f: on(f, RBAC_RES, WRITE_VERBS),
+    "system-role-modified": lambda f: on(f, {"clusterroles", "clusterrolebindings"}, WRITE_VERBS)
+    and f["name"].startswith("system:"),
+    "cluster-admin-binding": lambda f: on(f, BINDINGS, {"create", "update"})
+    and f["body"].get("roleRef", {}).get("name") == "cluster-admin",
+    "wildcard-role": lambda f: on(f, ROLES, {"create", "update"})
+    and any((set(r.get("verbs", [])) | set(r.get("resources", []))) & WILDCARD for r in f["rules"]),
+    "role-write-privileges": lambda f: on(f, ROLES, BODY_VERBS) and f["ok"]
+    and not f["controller"] and grants_writes(f["rules"]),
+    "serviceaccount-kube-namespace": lambda f: on(f, {"serviceaccounts"}, {"create"})
+    and not f["sub"] and f["ok"] and f["ns"] in KUBE_NAMESPACES and not f["controller"],
+    "admission-webhook-change": lambda f: f["verb"] in WRITE_VERBS
+    and f["res"] in ("mutatingwebhookconfigurations", "validatingwebhookconfigurations"),
+    "events-deleted": lambda f: on(f, {"events"}, {"delete"}),
+    "namespace-deleted": lambda f: on(f, {"namespaces"}, {"delete"}) and not f["sub"]
+    and f["human"],
+    "resource-deletion": lambda f: f["verb"] == "delete" and f["human"],
+    "privileged-pod": lambda f: _template_write(f) and any(map(_privileged, _containers(f))),
+    "host-namespaces": lambda f: _template_write(f)
+    and any(s.get(k) for s in f["specs"] for k in ("hostNetwork", "hostPID", "hostIPC")),
+    "sensitive-hostpath": lambda f: _template_write(f)
+    and any(sensitive_path((v.get("hostPath") or {}).get("path", "-")) for v in f["volumes"]),
+    "kube-system-workload": lambda f: on(f, WORKLOAD_RES, {"create"}) and f["human"]
+    and f["ns"] in ("kube-system", "kube-public"),
+    "nodeport-service": lambda f: on(f, {"services"}, {"create"})
+    and f["body"].get("spec", {}).get("type") == "NodePort",
+    "cronjob-change": lambda f: on(f, {"cronjobs"}, WRITE_VERBS),
+    "disallowed-user": lambda f: f["human"]
+    and not {f["user"], person(f["e"])} & set(CONFIG["allowed_users"]),
+    "disallowed-image": lambda f: _template_write(f)
+    and not all(image_allowed(c["image"]) for c in _containers(f) if "image" in c),
+    "disallowed-namespace": lambda f: on(f, {"namespaces"}, {"create"}) and f["ok"]
+    and not f["controller"] and not _allowed_namespace(f),
+}  # fmt: skip
+WINDOWED = ("secret-enumeration", "denied-burst", "public-ip-failure-rate")
+DETECTION_IDS = [*RULES, *WINDOWED]
 
 
 def detect(events: list[tuple[str, dict]]) -> dict[str, dict[str, dict]]:
@@ -264,222 +376,63 @@ def detect(events: list[tuple[str, dict]]) -> dict[str, dict[str, dict]]:
     for _, e in events:
         if e["stage"] == "ResponseComplete" or e["auditID"] not in by_id:
             by_id[e["auditID"]] = e
-    reqs = list(by_id.values())
-
-    def hit(det: str, e: dict) -> None:
-        hits[det][e["auditID"]] = e
-
-    secret_reads: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    secret_reads: dict[tuple, list[dict]] = defaultdict(list)
     denied: dict[str, list[dict]] = defaultdict(list)
     per_ip: dict[str, list[dict]] = defaultdict(list)
-    for e in reqs:
-        o, verb, code = object_ref(e), e["verb"], status_code(e)
-        res, sub, grp = o.get("resource"), o.get("subresource"), o.get("apiGroup", "")
-        ann = e.get("annotations", {})
-        body = e.get("requestObject")
-        user = user_name(e)
-        ip = e["sourceIPs"][-1]
-        per_ip[ip].append(e)
-        if res == "pods" and sub in ("exec", "attach", "portforward") and verb in ("create", "get"):
-            hit(sub, e)
-            if sub == "exec":
-                cmd = " ".join(exec_cmd(e))
-                if any(s in cmd for s in SUSPICIOUS) or (
-                    exec_cmd(e)[:1] and exec_cmd(e)[0] in SHELLS and "-c" in exec_cmd(e)
-                ):
-                    hit("exec-suspicious-command", e)
-        if sub == "ephemeralcontainers" and verb in WRITE_VERBS:
-            hit("ephemeral-container", e)
-        if res == "nodes" and sub == "proxy":
-            hit("node-proxy", e)
-        if res == "secrets" and grp == "":
-            if verb in ("get", "list", "watch") and is_success(e) and is_human(e):
-                hit("secret-read", e)
-            if verb in ("get", "list", "watch") and code in (401, 403) and is_human(e):
-                hit("secret-read-denied", e)
-            if verb in ("get", "list", "watch") and is_success(e):
-                day = (parse_ts(e["requestReceivedTimestamp"]) + dt.timedelta(hours=8)).date()
-                secret_reads[user, day.isoformat()].append(e)
-            if verb in WRITE_VERBS and is_human(e):
-                hit("secret-write", e)
-        if res == "serviceaccounts" and sub == "token" and verb == "create":
-            hit("token-request", e)
-        if res == "certificatesigningrequests" and (
-            (verb == "create" and not sub) or (verb in ("update", "patch") and sub == "approval")
-        ):
-            hit("csr", e)
-        if (
-            res == "configmaps"
-            and verb in ("create", "update")
-            and body
-            and any(
-                k in json.dumps(body)
-                for k in ("password", "aws_access_key_id", "secret_key", "token")
-            )
-        ):
-            hit("configmap-credentials", e)
-        path = e["requestURI"].split("?")[0]
-        if (
-            user == "system:anonymous"
-            and ann.get("authorization.k8s.io/decision") == "allow"
-            and path not in ("/healthz", "/livez", "/readyz", "/version")
-        ):
-            hit("anonymous-allowed", e)
-        if "impersonatedUser" in e:
-            hit("impersonation", e)
-        if (
-            res in ("selfsubjectrulesreviews", "selfsubjectaccessreviews")
-            and verb == "create"
-            and is_human(e)
-        ):
-            hit("permission-enumeration", e)
-        if code == 403 and user:
-            denied[user].append(e)
-        if any(
-            s in e.get("userAgent", "")
-            for s in ("kube-hunter", "trufflehog", "azurehound", "access_matrix")
-        ):
-            hit("scanner-user-agent", e)
-        if user.startswith("system:") and user != "system:anonymous" and is_public(ip):
-            hit("system-identity-public-ip", e)
-        rbac = res in ("roles", "clusterroles", "rolebindings", "clusterrolebindings")
-        if rbac and verb in WRITE_VERBS:
-            hit("rbac-change", e)
-            if o.get("name", "").startswith("system:") and res.startswith("cluster"):
-                hit("system-role-modified", e)
-        if (
-            res in ("rolebindings", "clusterrolebindings")
-            and verb in ("create", "update")
-            and body
-            and body.get("roleRef", {}).get("name") == "cluster-admin"
-        ):
-            hit("cluster-admin-binding", e)
-        if res in ("roles", "clusterroles") and verb in ("create", "update") and body:
-            for rule in body.get("rules", []):
-                granted = set(rule.get("verbs", [])) | set(rule.get("resources", []))
-                if granted & {"*", "escalate", "bind", "impersonate", "pods/exec", "nodes/proxy"}:
-                    hit("wildcard-role", e)
-        if (
-            res in ("mutatingwebhookconfigurations", "validatingwebhookconfigurations")
-            and verb in WRITE_VERBS
-        ):
-            hit("admission-webhook-change", e)
-        if res == "events" and verb == "delete":
-            hit("events-deleted", e)
-        if res == "namespaces" and verb == "delete" and not sub and is_human(e):
-            hit("namespace-deleted", e)
-        if verb == "delete" and is_human(e):
-            hit("resource-deletion", e)
-        if verb == "create" and not sub:
-            for spec in pod_specs(body):
-                ctrs = spec.get("containers", []) + spec.get("initContainers", [])
-                for c in ctrs:
-                    sc = c.get("securityContext") or {}
-                    caps = set((sc.get("capabilities") or {}).get("add", []))
-                    if sc.get("privileged") or caps & {"SYS_ADMIN", "NET_ADMIN", "ALL"}:
-                        hit("privileged-pod", e)
-                if any(spec.get(k) for k in ("hostNetwork", "hostPID", "hostIPC")):
-                    hit("host-namespaces", e)
-                for v in spec.get("volumes", []):
-                    if (v.get("hostPath") or {}).get("path") in SENSITIVE_PATHS:
-                        hit("sensitive-hostpath", e)
-            if (
-                res in ("pods", "deployments", "daemonsets")
-                and o.get("namespace") in ("kube-system", "kube-public")
-                and is_human(e)
-            ):
-                hit("kube-system-workload", e)
-            if res == "services" and body and body.get("spec", {}).get("type") == "NodePort":
-                hit("nodeport-service", e)
-        if res == "cronjobs" and verb in WRITE_VERBS:
-            hit("cronjob-change", e)
+    for e in by_id.values():
+        f = _facts(e)
+        for det, rule in RULES.items():
+            if rule(f):
+                hits[det][e["auditID"]] = e
+        per_ip[f["ip"]].append(e)
+        if f["res"] == "secrets" and f["verb"] in READS and f["ok"] and f["human"]:
+            day = (parse_ts(e["requestReceivedTimestamp"]) + dt.timedelta(hours=8)).date()
+            secret_reads[f["user"], day].append(e)
+        if f["code"] == 403 and f["user"]:
+            denied[f["user"]].append(e)
 
-    for (_, _day), reads in secret_reads.items():
-        names = {r["objectRef"].get("name") for r in reads if r["objectRef"].get("name")}
-        cluster_list = [
-            r for r in reads if r["verb"] == "list" and not r["objectRef"].get("namespace")
+    def hit(det: str, found: list[dict]) -> None:
+        hits[det].update((x["auditID"], x) for x in found)
+
+    for reads in secret_reads.values():
+        everywhere = [
+            r for r in reads if r["verb"] == "list" and not object_ref(r).get("namespace")
         ]
-        for r in cluster_list:
-            hit("secret-enumeration", r)
-        if len(names) >= 3:
-            for r in reads:
-                hit("secret-enumeration", r)
-    for _, evs in denied.items():
-        evs.sort(key=lambda x: x["requestReceivedTimestamp"])
-        for i, first in enumerate(evs):
-            t0 = parse_ts(first["requestReceivedTimestamp"])
-            window = [
-                x
-                for x in evs[i:]
-                if parse_ts(x["requestReceivedTimestamp"]) - t0 <= dt.timedelta(minutes=5)
-            ]
+        hit("secret-enumeration", everywhere)
+        if len({object_ref(r).get("name") for r in reads} - {None}) >= 3:
+            hit("secret-enumeration", reads)
+    for evs in denied.values():
+        times = sorted((parse_ts(x["requestReceivedTimestamp"]), x) for x in evs)
+        for i, (t0, _) in enumerate(times):
+            window = [x for t, x in times[i:] if t - t0 <= dt.timedelta(minutes=5)]
             if len({x["requestURI"] for x in window}) > 10:
-                for x in window:
-                    hit("denied-burst", x)
+                hit("denied-burst", window)
     for ip, evs in per_ip.items():
-        if (
-            is_public(ip)
-            and len(evs) > 10
-            and sum(status_code(x) >= 400 for x in evs) * 2 > len(evs)
-        ):
-            for x in evs:
-                hit("public-ip-failure-rate", x)
+        failed = sum(status_code(x) >= 400 for x in evs)
+        if is_public(ip) and len(evs) > 10 and failed * 2 > len(evs):
+            hit("public-ip-failure-rate", evs)
     return hits
 
 
-DETECTION_IDS = [
-    "exec",
-    "attach",
-    "portforward",
-    "ephemeral-container",
-    "node-proxy",
-    "exec-suspicious-command",
-    "secret-read",
-    "secret-read-denied",
-    "secret-enumeration",
-    "secret-write",
-    "token-request",
-    "csr",
-    "configmap-credentials",
-    "anonymous-allowed",
-    "public-ip-failure-rate",
-    "impersonation",
-    "permission-enumeration",
-    "denied-burst",
-    "scanner-user-agent",
-    "system-identity-public-ip",
-    "rbac-change",
-    "cluster-admin-binding",
-    "wildcard-role",
-    "system-role-modified",
-    "admission-webhook-change",
-    "events-deleted",
-    "namespace-deleted",
-    "privileged-pod",
-    "host-namespaces",
-    "sensitive-hostpath",
-    "kube-system-workload",
-    "nodeport-service",
-    "cronjob-change",
-    "resource-deletion",
-]
+def _username(actor_key: str) -> str:
+    actor = ACTORS["planted"][actor_key]
+    if "identity" in actor:
+        return ACTORS["humans"][actor["identity"]]["username"]
+    if "controller" in actor:
+        return f"system:serviceaccount:kube-system:{actor['controller']}"
+    if "service_account" in actor:
+        sa = actor["service_account"]
+        return f"system:serviceaccount:{sa['namespace']}:{sa['name']}"
+    return actor["user"]["username"]
 
 
 def planted_rows() -> list[dict]:
-    """One row per incident of incidents.yaml: ids, count and the actor's username."""
-    incidents = yaml.safe_load((SYNTH_DIR / "incidents.yaml").read_text())["incidents"]
-    actors = yaml.safe_load((SYNTH_DIR / "actors.yaml").read_text())
+    """One row per incident of incidents.yaml: ids, count, codes and the actors' usernames."""
     rows = []
-    for inc in incidents:
-        actor = actors["planted"][inc["requests"][0]["actor"]]
-        if "identity" in actor:
-            username = actors["humans"][actor["identity"]]["username"]
-        elif "service_account" in actor:
-            sa = actor["service_account"]
-            username = f"system:serviceaccount:{sa['namespace']}:{sa['name']}"
-        else:
-            username = actor["user"]["username"]
+    for inc in INCIDENTS["incidents"]:
         reqs = inc["requests"]
+        actor = ACTORS["planted"][reqs[0]["actor"]]
+        codes = [r.get("code", 200) for r in reqs]
         rows.append(
             {
                 "id": inc["detection"],
@@ -487,10 +440,12 @@ def planted_rows() -> list[dict]:
                 "also": inc.get("also", []),
                 "observable": inc.get("observable", True),
                 "count": len(reqs),
-                "codes": [r.get("code", 200) for r in reqs],
-                "username": username,
+                "codes": codes,
+                "auth_failures": sum(c in (401, 403) for c in codes),
+                "username": _username(reqs[0]["actor"]),
+                "usernames": {_username(r["actor"]) for r in reqs},
                 "source_ip": actor["source_ips"][-1],
-                "person": actors["humans"].get(actor.get("identity"), {}).get("person", ""),
+                "person": ACTORS["humans"].get(actor.get("identity"), {}).get("person", ""),
                 "master": next((r["master"] for r in reqs if "master" in r), None),
             }
         )
