@@ -27,7 +27,7 @@ from jobs.lake.events import read_events
 from jobs.lake.ledger import read_ledger
 from jobs.lake.marts import mart_dir, read_summary
 from jobs.policy.loader import DEFAULT_POLICY_FILE
-from jobs.settings import Config, Layout, secret_from_env, source_date_epoch
+from jobs.settings import Config, Layout, source_date_epoch
 from jobs.weekly import main as weekly_main
 from jobs.weekly.coverage import WeekContext
 from jobs.weekly.summary import iso_week_window, parse_week
@@ -208,8 +208,7 @@ def render(config: Config, layout: Layout, week: str) -> Any:
 
 def publish(config: Config, layout: Layout, week: str, *, report_dir: Path | None = None) -> Any:
     """Deliver the rendered report: e-mail to auditors and webhooks, per the config."""
-    from reports.delivery.email_smtp import EmailSettings
-    from reports.delivery.webhook import WebhookSettings
+    from jobs.delivery import email_settings, webhook_settings
     from reports.publish import publish_report
 
     out = layout.reports(config.cluster, week)
@@ -219,18 +218,8 @@ def publish(config: Config, layout: Layout, week: str, *, report_dir: Path | Non
         validation_path.is_file() and json.loads(validation_path.read_text())["success"]
     )  # fmt: skip
     delivery = config.delivery
-    email = None
-    if delivery.email is not None:
-        e = delivery.email
-        email = EmailSettings(
-            host=e.smtp_host, port=e.smtp_port, sender=e.sender, recipients=e.to,
-            user=secret_from_env(e.username_env), password=secret_from_env(e.password_env),
-            starttls=e.starttls != "off", require_tls=e.starttls == "require",
-        )  # fmt: skip
-    webhooks = [
-        WebhookSettings(url=w.url, kind=w.format, secret=secret_from_env(w.secret_env))
-        for w in delivery.webhooks
-    ]
+    email = email_settings(delivery)
+    webhooks = webhook_settings(delivery)
     from jobs.detections.catalogue import CATALOGUE
 
     return publish_report(

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from jobs.alerts.evaluate import Alert, find_alerts
 from jobs.alerts.sent import read_sent, record_sent, sent_lock
 from jobs.errors import EXIT_DELIVERY, KauditError
-from jobs.settings import Config, Layout, secret_from_env
+from jobs.settings import Config, Layout
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -39,24 +39,20 @@ class Channel:
 
 def channels(config: Config) -> list[Channel]:
     """The config's webhooks and e-mail as channels (secrets read from the environment)."""
-    from reports.delivery.email_smtp import EmailSettings, send_email
-    from reports.delivery.webhook import WebhookSettings, post_webhook
+    from jobs.delivery import email_settings, webhook_settings
+    from reports.delivery.email_smtp import send_email
+    from reports.delivery.webhook import post_webhook
 
     out = []
-    for hook in config.delivery.webhooks:
-        settings = WebhookSettings(hook.url, hook.format, secret_from_env(hook.secret_env))
+    for settings in webhook_settings(config.delivery):
         # the id hashes the whole URL: DingTalk robots differ only by their token
-        ident = "webhook:" + hashlib.sha256(hook.url.encode()).hexdigest()[:16]
+        ident = "webhook:" + hashlib.sha256(settings.url.encode()).hexdigest()[:16]
         out.append(Channel(ident, lambda d, r, s=settings: post_webhook(
             s, d.subject, d.markdown, d.payload, retry=r)))  # fmt: skip
-    e = config.delivery.email
-    if e is not None:
-        email = EmailSettings(
-            host=e.smtp_host, port=e.smtp_port, sender=e.sender, recipients=e.to,
-            user=secret_from_env(e.username_env), password=secret_from_env(e.password_env),
-            starttls=e.starttls != "off", require_tls=e.starttls == "require",
-        )  # fmt: skip
-        out.append(Channel("email:" + ",".join(sorted(e.to)), lambda d, r, s=email: send_email(
+    email = email_settings(config.delivery)
+    if email is not None:
+        to = ",".join(sorted(email.recipients))
+        out.append(Channel("email:" + to, lambda d, r, s=email: send_email(
             s, d.subject, d.text, retry=r)))  # fmt: skip
     return out
 

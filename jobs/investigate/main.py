@@ -86,13 +86,16 @@ def detection_hits(spark: SparkSession, window_df: DataFrame, detection_id: str)
     Windowed detections (rates, bursts, per-day counts) are judged over the query's range,
     as the weekly job judges them over its week.
     """
+    from jobs.settings import DetectionsConfig
+
     detection = BY_ID[detection_id]
+    config = DetectionsConfig()  # the investigation has no cluster config: default lists
     requests_df = summarise_requests(window_df)
     scoped_df = with_client_scope(requests_df, _ip_scope_df(spark, requests_df))
     if detection.predicate is not None:
-        return scoped_df.where(F.coalesce(detection.predicate(), F.lit(False)))
+        return scoped_df.where(F.coalesce(detection.predicate(config), F.lit(False)))
     assert detection.finder is not None
-    return detection.finder(scoped_df, detection)
+    return detection.finder(scoped_df, detection, config)
 
 
 def select_events(spark: SparkSession, range_df: DataFrame, query: Query) -> DataFrame:
