@@ -21,10 +21,12 @@ from expectations._checks import (
     rates,
     unique,
 )
+from jobs.detections.model import STATUS_NOT_CONFIGURED, STATUS_NOT_OBSERVABLE, STATUS_OK
 
 OVERVIEW_DIMENSIONS = ("total", "day", "hour", "verb", "status_class", "user_kind")
 DETECTION_SEVERITIES = ("critical", "high", "medium", "low")
-DETECTION_STATUSES = ("ok", "not_observable")
+# the statuses the detections mart can hold, as jobs.detections writes them
+DETECTION_STATUSES = (STATUS_OK, STATUS_NOT_OBSERVABLE, STATUS_NOT_CONFIGURED)
 RESOURCE_CATEGORIES = ("compute", "network", "storage", "other")
 OPERATIONS = ("create", "update", "delete", "read", "other")
 LISTED_OPERATIONS = ("create", "update", "delete")  # resource_detail_operations lists these

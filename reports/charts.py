@@ -50,6 +50,17 @@ def _style(font: Path) -> Iterator[None]:
         yield
 
 
+@contextmanager
+def _axes(font: Path, height_in: float) -> Iterator[Any]:
+    """One report-wide axes in the house style; render it with ``_svg`` inside the block."""
+    with _style(font):
+        yield Figure(figsize=(WIDTH_IN, height_in)).add_subplot()
+
+
+def _legend_below(ax: Any, y: float, ncols: int = 2, **legend: Any) -> None:
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, y), ncols=ncols, frameon=False, **legend)
+
+
 def _svg(fig: Figure) -> str:
     buf = io.StringIO()
     fig.savefig(buf, format="svg", metadata=_SVG_META, bbox_inches="tight")
@@ -91,9 +102,7 @@ def bar_chart(
     height_in: float = 2.2,
 ) -> str:
     """Plain counts, one neutral colour (counts are neither good nor bad)."""
-    with _style(font):
-        fig = Figure(figsize=(WIDTH_IN, height_in))
-        ax = fig.add_subplot()
+    with _axes(font, height_in) as ax:
         if horizontal:
             bars = ax.barh(list(labels)[::-1], list(values)[::-1], color=NEUTRAL)
             ax.set_xlabel(ylabel)
@@ -103,7 +112,7 @@ def bar_chart(
             ax.set_ylabel(ylabel)
             _label_bars(ax, bars, values)
         ax.margins(x=0.02, y=0.15)
-        return _svg(fig)
+        return _svg(ax.figure)
 
 
 def ok_fail_chart(
@@ -118,14 +127,12 @@ def ok_fail_chart(
     height_in: float = 2.2,
 ) -> str:
     """Stacked good/bad bars (successes and failures per label)."""
-    with _style(font):
-        fig = Figure(figsize=(WIDTH_IN, height_in))
-        ax = fig.add_subplot()
+    with _axes(font, height_in) as ax:
         bad = _stack(ax, list(labels), ok, failed, (ok_label, failed_label))
         _label_bars(ax, bad, failed)
         ax.set_ylabel(ylabel)
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncols=2, frameon=False)
-        return _svg(fig)
+        _legend_below(ax, -0.15)
+        return _svg(ax.figure)
 
 
 def hourly_chart(
@@ -145,9 +152,7 @@ def hourly_chart(
     Too many bars to label each: the axis carries the values instead.
     """
     xs = list(range(len(ok)))
-    with _style(font):
-        fig = Figure(figsize=(WIDTH_IN, height_in))
-        ax = fig.add_subplot()
+    with _axes(font, height_in) as ax:
         _stack(ax, xs, ok, failed, (ok_label, failed_label), width=1.0, linewidth=0)
         ax.set_xticks([i - 0.5 for i, _ in ticks], [label for _, label in ticks], ha="left")
         ax.set_xlim(-0.5, max(len(xs), 1) - 0.5)
@@ -155,8 +160,8 @@ def hourly_chart(
         ax.set_axisbelow(True)
         ax.set_ylabel(ylabel)
         ax.set_xlabel(xlabel)
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncols=2, frameon=False)
-        return _svg(fig)
+        _legend_below(ax, -0.3)
+        return _svg(ax.figure)
 
 
 def grouped_chart(
@@ -174,9 +179,7 @@ def grouped_chart(
     """
     hatches = ["", "..", "xx", "\\\\\\", "--", "oo"]
     shades = ["#1f3b57", "#4f7596", "#8fb0cc", "#c9d9e8", "#6b6b6b", "#a0a0a0"]
-    with _style(font):
-        fig = Figure(figsize=(WIDTH_IN, height_in))
-        ax = fig.add_subplot()
+    with _axes(font, height_in) as ax:
         width = 0.8 / max(len(series), 1)
         for i, (name, values) in enumerate(series.items()):
             xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups))]
@@ -196,8 +199,8 @@ def grouped_chart(
         if log:
             ax.set_yscale("symlog", linthresh=1)
         ax.set_ylabel(ylabel)
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncols=len(series), frameon=False)
-        return _svg(fig)
+        _legend_below(ax, -0.12, ncols=len(series))
+        return _svg(ax.figure)
 
 
 def coverage_chart(
@@ -215,9 +218,7 @@ def coverage_chart(
     ``rows`` are (master, start, end, is_gap); the x axis is the report week.
     """
     masters = sorted({r[0] for r in rows})
-    with _style(font):
-        fig = Figure(figsize=(WIDTH_IN, 0.5 + 0.35 * max(len(masters), 1)))
-        ax = fig.add_subplot()
+    with _axes(font, 0.5 + 0.35 * max(len(masters), 1)) as ax:
         for master, start, end, is_gap in rows:
             y = masters.index(master)
             left = _num(start)
@@ -240,7 +241,5 @@ def coverage_chart(
             Patch(color=GOOD, label=covered_label),
             Patch(facecolor=BAD, hatch=BAD_HATCH, label=gap_label),
         ]
-        ax.legend(
-            handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.35), ncols=2, frameon=False
-        )
-        return _svg(fig)
+        _legend_below(ax, -0.35, handles=handles)
+        return _svg(ax.figure)

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from jobs.investigate.export import actor_text, csv_bytes, jsonl_bytes, object_text
 from reports import charts
-from reports.fonts.fetch import font_is_present, font_path
+from reports.fonts.fetch import font_path
 from reports.i18n import Messages
 from reports.render import TEMPLATE_ROOT, TemplateOnlyFetcher, html_to_pdf, render_html
-from reports.weekly import FONT_DIR, MANIFEST_VERSION, FontMissingError, sha256
+from reports.weekly import FONT_DIR, MANIFEST_VERSION, check_render_preconditions, sha256
 
 if TYPE_CHECKING:
     from jobs.investigate.main import InvestigationResult
@@ -148,13 +148,7 @@ def render_investigation_pdf(
 
     Also writes :func:`manifest_path` of ``out``. Returns ``out``.
     """
-    if not font_is_present(FONT_DIR):
-        raise FontMissingError(
-            f"{font_path(FONT_DIR)} is missing or altered: run `make install`"
-            " (python -m reports.fonts.fetch)"
-        )
-    if generated_at.tzinfo is None:
-        raise ValueError("generated_at must be timezone-aware")
+    check_render_preconditions(generated_at)
     t = Messages("en", TIMEZONE)
     files = {"events.csv": csv_bytes(result), "events.jsonl": jsonl_bytes(result)}
     manifest = _manifest(result, generated_at, files)

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from jobs.digest import sha256_file
 from jobs.errors import EXIT_DELIVERY, EXIT_OK, EXIT_VALIDATION
-from jobs.geo.fetch import sha256_file
 from reports.delivery.digest import VALIDATION_FAILED, build_report_digest
 from reports.delivery.email_smtp import (
     EmailSettings,

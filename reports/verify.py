@@ -9,7 +9,7 @@ from typing import Any
 
 from pypdf import PdfReader
 
-from reports.fonts.fetch import sha256_file
+from jobs.digest import sha256_file
 
 MANIFEST = "manifest.json"
 

@@ -82,6 +82,22 @@ class ReportResult:
     csv_paths: tuple[Path, ...]
 
 
+def check_render_preconditions(generated_at: datetime) -> None:
+    """Refuse to render without the pinned font or with a naive ``generated_at``.
+
+    Raises:
+        FontMissingError: the bundled font is absent or altered.
+        ValueError: ``generated_at`` has no time zone.
+    """
+    if not font_is_present(FONT_DIR):
+        raise FontMissingError(
+            f"{font_path(FONT_DIR)} is missing or altered: run `make install`"
+            " (python -m reports.fonts.fetch)"
+        )
+    if generated_at.tzinfo is None:
+        raise ValueError("generated_at must be timezone-aware")
+
+
 def sha256(data: bytes) -> str:
     """Hex SHA-256 of ``data``."""
     return hashlib.sha256(data).hexdigest()
@@ -252,13 +268,7 @@ def render_weekly_report(
 
     ``fetcher`` lets a test watch every URL the renderer asks for.
     """
-    if not font_is_present(FONT_DIR):
-        raise FontMissingError(
-            f"{font_path(FONT_DIR)} is missing or altered: run `make install`"
-            " (python -m reports.fonts.fetch)"
-        )
-    if generated_at.tzinfo is None:
-        raise ValueError("generated_at must be timezone-aware")
+    check_render_preconditions(generated_at)
     t = Messages(language, timezone)
     ctx = build_week_context(
         week_dir,

@@ -185,6 +185,11 @@ def _record(
     return named(record, entry.name)
 
 
+def _link(chain: str, offset: int, line_offset: int, prev: str | None) -> dict[str, Any]:
+    """The fields that place a collected record in its chain of segments."""
+    return {"chain": chain, "offset": offset, "line_offset": line_offset, "prev_segment": prev}
+
+
 def collect_master(
     config: Config,
     master: MasterConfig,
@@ -290,20 +295,15 @@ class _Taker:
         if tail is None:
             with self.source.open(entry) as fh:
                 stored = store_stream(self.layout, fh, entry.size, False, expect_size=entry.size)
-            rec = _record(self.config, self.master, entry, stored, False)
+            rec = self._collected(entry, stored, False)
             self.content.setdefault(stored.sha256, rec)
             return [rec]
         chain = tail.chain
-        rec = _record(
-            self.config,
-            self.master,
+        rec = self._collected(
             entry,
             tail.stored,
             False,
-            chain=chain.id,
-            offset=chain.end,
-            line_offset=chain.lines,
-            prev_segment=chain.segments[-1]["sha256"],
+            **_link(chain.id, chain.end, chain.lines, chain.segments[-1]["sha256"]),
             segments=[s["sha256"] for s in chain.segments],
             file_sha256=tail.file_sha256,
             file_size=entry.size,
@@ -311,6 +311,11 @@ class _Taker:
         chain.closed_by = rec
         self.content.setdefault(tail.file_sha256, rec)
         return [rec]
+
+    def _collected(
+        self, entry: Entry, stored: Stored, active: bool, **extra: Any
+    ) -> CollectedRecord:
+        return _record(self.config, self.master, entry, stored, active, **extra)
 
     def _active(self, entry: Entry) -> list[CustodyRecord]:
         chain = current_chain(self.chains, entry.name)
@@ -334,16 +339,8 @@ class _Taker:
                 "at": at,
             }
             out.append(named(restarted, entry.name))
-        rec = _record(
-            self.config,
-            self.master,
-            entry,
-            seg.stored,
-            True,
-            chain=seg.chain,
-            offset=seg.offset,
-            line_offset=seg.line_offset,
-            prev_segment=seg.prev,
+        rec = self._collected(
+            entry, seg.stored, True, **_link(seg.chain, seg.offset, seg.line_offset, seg.prev)
         )
         if seg.offset:
             assert chain is not None
@@ -390,16 +387,7 @@ class _Taker:
                 "at": now(),
             }
             return [named(record, entry.name)]
-        return [
-            _record(
-                self.config,
-                self.master,
-                entry,
-                stored,
-                False,
-                uncompressed_sha256=inflated.hexdigest(),
-            )
-        ]
+        return [self._collected(entry, stored, False, uncompressed_sha256=inflated.hexdigest())]
 
 
 def _active_name_of(backup: str) -> str | None:

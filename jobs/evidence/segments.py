@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import os
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -188,14 +188,7 @@ def collect_active(
 
             fh.seek(start)
             try:
-                stored = store_stream(
-                    layout,
-                    fh,
-                    limit=entry.size - start,
-                    complete_lines_only=True,
-                    expect_size=entry.size - start,
-                    before_link=unchanged,
-                )
+                stored = _store_rest(layout, fh, entry, start, True, before_link=unchanged)
             except _NothingNew:
                 return None
             except (_Changed, TransferError):
@@ -243,16 +236,31 @@ def link_backup(
             whole = hashlib.sha256()
             if not _same_prefix(layout, chain, fh, whole):
                 continue
-            stored = store_stream(
-                layout,
-                fh,
-                limit=entry.size - end,
-                complete_lines_only=False,
-                expect_size=entry.size - end,
-                observe=whole.update,
-            )
+            stored = _store_rest(layout, fh, entry, end, False, observe=whole.update)
         return BackupTail(stored, chain, whole.hexdigest())
     return None
+
+
+def _store_rest(
+    layout: Layout,
+    fh: BinaryIO,
+    entry: Entry,
+    start: int,
+    complete_lines_only: bool,
+    observe: Callable[[bytes], None] | None = None,
+    before_link: Callable[[str], None] | None = None,
+) -> Stored:
+    """Store ``entry`` from ``start`` to its listed size; fewer bytes is a failed transfer."""
+    rest = entry.size - start
+    return store_stream(
+        layout,
+        fh,
+        limit=rest,
+        complete_lines_only=complete_lines_only,
+        expect_size=rest,
+        observe=observe,
+        before_link=before_link,
+    )
 
 
 def _same_prefix(layout: Layout, chain: Chain, fh: BinaryIO, whole: hashlib._Hash) -> bool:

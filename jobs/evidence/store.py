@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from jobs.digest import sha256_file
 from jobs.settings import Layout
 
 CHUNK = 1 << 20
@@ -52,15 +53,6 @@ class Stored:
 def evidence_path(layout: Layout, sha256: str) -> Path:
     """Where the store keeps the file whose content hash is ``sha256``."""
     return layout.evidence / sha256[:2] / sha256
-
-
-def hash_file(path: Path) -> str:
-    """The SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class TransferError(OSError):
@@ -108,7 +100,7 @@ def store_stream(
             raise TransferError(f"short transfer: {copied} of {expect_size} bytes")
         cut = complete_lines_only and not _is_gzip(tmp)
         dropped = _truncate_to_last_newline(tmp) if cut else 0
-        sha = hash_file(tmp)
+        sha = sha256_file(tmp)
         if not cut and sha != streamed:
             raise TransferError("the copy on disk does not hash to the bytes transferred")
         with open(tmp, "rb") as fh:

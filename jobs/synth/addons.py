@@ -218,25 +218,39 @@ class AddonTraffic:
     def metrics_server_subjectaccessreview(self, t: int, m: int) -> None:
         """metrics-server asks whether the HPA may read metrics."""
         holes = {"res": "pods" if self.rng.random() < 0.8 else "nodes", "uid": self.hpa_uid}
-        call = Call(
+        self._metrics_review(
+            t,
+            m,
             "RequestResponse",
-            "create",
-            uri_json("/apis/authorization.k8s.io/v1/subjectaccessreviews", "timeout=10s"),
-            object_ref_json("subjectaccessreviews", group="authorization.k8s.io"),
-            CREATED,
+            "authorization.k8s.io",
+            "subjectaccessreviews",
             request_object_json=self.t["subjectaccessreview-request"] % holes,
             response_object_json=self.t["subjectaccessreview-allowed"] % holes,
         )
-        self.g.request(m, t, self._one("metrics-server"), call)
 
     def metrics_server_tokenreview(self, t: int, m: int) -> None:
         """metrics-server reviews a client's token."""
+        self._metrics_review(t, m, "Metadata", "authentication.k8s.io", "tokenreviews")
+
+    def _metrics_review(
+        self,
+        t: int,
+        m: int,
+        level: str,
+        group: str,
+        resource: str,
+        request_object_json: str = "",
+        response_object_json: str = "",
+    ) -> None:
+        """metrics-server creates a review (a virtual resource: answered, never stored)."""
         call = Call(
-            "Metadata",
+            level,
             "create",
-            uri_json("/apis/authentication.k8s.io/v1/tokenreviews", "timeout=10s"),
-            object_ref_json("tokenreviews", group="authentication.k8s.io"),
+            uri_json(f"/apis/{group}/v1/{resource}", "timeout=10s"),
+            object_ref_json(resource, group=group),
             CREATED,
+            request_object_json=request_object_json,
+            response_object_json=response_object_json,
         )
         self.g.request(m, t, self._one("metrics-server"), call)
 

@@ -15,12 +15,12 @@ CJK, so one file renders every script an audit field is likely to hold.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import subprocess
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
+
+from jobs.digest import download_pinned_wheel, sha256_file
 
 PACKAGE = "mplfonts"
 VERSION = "0.0.11"
@@ -36,15 +36,6 @@ class FontFetchError(RuntimeError):
     """A download or hash problem; nothing half-written is left behind."""
 
 
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def font_path(dest: Path = DEFAULT_DEST) -> Path:
     """Where the bundled font lives."""
     return dest / FONT_NAME
@@ -57,29 +48,7 @@ def font_is_present(dest: Path = DEFAULT_DEST) -> bool:
 
 
 def _download(cache: Path) -> Path:
-    wheel = cache / WHEEL_NAME
-    if not wheel.exists():
-        cmd = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--only-binary",
-            ":all:",
-            "--dest",
-            str(cache),
-            f"{PACKAGE}=={VERSION}",
-        ]
-        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if result.returncode != 0 or not wheel.exists():
-            raise FontFetchError(
-                f"pip download {PACKAGE}=={VERSION} failed:\n{result.stderr[-2000:]}"
-            )
-    actual = sha256_file(wheel)
-    if actual != WHEEL_SHA256:
-        raise FontFetchError(f"{wheel}: sha256 {actual} is not the pinned {WHEEL_SHA256}")
-    return wheel
+    return download_pinned_wheel(PACKAGE, VERSION, WHEEL_NAME, WHEEL_SHA256, cache, FontFetchError)
 
 
 def _extract(wheel: Path, target: Path) -> None:

