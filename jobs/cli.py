@@ -394,11 +394,11 @@ def policy_match(policy_file: Path | None, events: tuple[str, ...]) -> None:
     inputs each object also names its "file"; lines are counted from 1 in each input.
     """
     from jobs._session import get_spark
-    from jobs.policy import main as policy_main
+    from jobs.ingest import match as policy_match
 
     loaded = _policy(policy_file)
-    sources = events or (policy_main.STDIN,)
-    results = policy_main.run_match(lambda: get_spark("kaudit-policy"), loaded, sources)
+    sources = events or (policy_match.STDIN,)
+    results = policy_match.run_match(lambda: get_spark("kaudit-policy"), loaded, sources)
     for result in results:
         click.echo(json.dumps(result))
 

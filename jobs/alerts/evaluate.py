@@ -94,7 +94,7 @@ def run_events(spark: SparkSession, layout: Layout, run_id: str, cluster: str) -
 def _findings(spark: SparkSession, config: Config, events_df: DataFrame) -> DataFrame:
     from jobs.detections.findings import find_important_events
     from jobs.geo.reader import GeoReader
-    from jobs.weekly.main import build_ip_info
+    from jobs.weekly.identities import build_ip_info
     from jobs.weekly.requests import summarise_requests
 
     report = config.report

@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 from jobs.detections.catalogue import BY_ID
 from jobs.detections.findings import with_client_scope
 from jobs.errors import UsageError
-from jobs.geo.reader import IP_INFO_FIELDS, GeoReader, ip_info
+from jobs.geo.reader import GeoReader, ip_info
 from jobs.investigate.query import (
     TIME_ORDER,
     Query,
@@ -31,7 +31,7 @@ from jobs.lake.events import event_files, read_events_range, utc_days
 from jobs.lake.ledger import LedgerEntry, read_ledger
 from jobs.schemas import EVENT_COLUMNS
 from jobs.settings import Layout
-from jobs.weekly.identities import IP_INFO_SCHEMA
+from jobs.weekly.identities import build_ip_info
 from jobs.weekly.requests import summarise_requests
 
 # Request and response bodies stay in the lake: a handed-over export must not carry secrets.
@@ -74,12 +74,6 @@ def check_cluster(query: Query, entries: list[LedgerEntry]) -> None:
         )
 
 
-def _ip_scope_df(spark: SparkSession, requests_df: DataFrame) -> DataFrame:
-    ips = [r["client_ip"] for r in requests_df.select("client_ip").distinct().collect()]
-    rows = [tuple(info[f] for f in IP_INFO_FIELDS) for info in ip_info(ips)]
-    return spark.createDataFrame(rows, IP_INFO_SCHEMA)
-
-
 def detection_hits(spark: SparkSession, window_df: DataFrame, detection_id: str) -> DataFrame:
     """Requests of ``window_df`` (events) that detection ``detection_id`` selects.
 
@@ -91,7 +85,7 @@ def detection_hits(spark: SparkSession, window_df: DataFrame, detection_id: str)
     detection = BY_ID[detection_id]
     config = DetectionsConfig()  # the investigation has no cluster config: default lists
     requests_df = summarise_requests(window_df)
-    scoped_df = with_client_scope(requests_df, _ip_scope_df(spark, requests_df))
+    scoped_df = with_client_scope(requests_df, build_ip_info(spark, requests_df))
     if detection.predicate is not None:
         return scoped_df.where(F.coalesce(detection.predicate(config), F.lit(False)))
     assert detection.finder is not None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import BooleanType, LongType, StringType, StructField, StructType
 
@@ -11,6 +11,7 @@ from jobs.detections.columns import UNAUTHENTICATED, UNKNOWN
 from jobs.detections.predicates import system
 from jobs.detections.windows import failure_rate_crossed, scanner_agent_col
 from jobs.geo.ranges import SCOPE_INVALID, with_ip_scope
+from jobs.geo.reader import IP_INFO_FIELDS, GeoReader, ip_info
 from jobs.vocab import CLUSTER_SCOPE
 
 IP_INFO_SCHEMA = StructType(
@@ -57,6 +58,18 @@ def select_client_ips(requests_df: DataFrame) -> DataFrame:
         .filter(F.col("ip").isNotNull())
         .distinct()
     )
+
+
+def build_ip_info(
+    spark: SparkSession, requests_df: DataFrame, geo: GeoReader | None = None
+) -> DataFrame:
+    """The distinct-IP table (IP_INFO_SCHEMA), classified and geo-located on the driver.
+
+    Without ``geo`` only the scope (public, private, ...) is filled in.
+    """
+    ips = [r["ip"] for r in select_client_ips(requests_df).collect()]
+    rows = [tuple(info[f] for f in IP_INFO_FIELDS) for info in ip_info(ips, geo)]
+    return spark.createDataFrame(rows, IP_INFO_SCHEMA)
 
 
 def summarise_client_ips(requests_df: DataFrame) -> DataFrame:

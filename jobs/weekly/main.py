@@ -23,7 +23,7 @@ from jobs.detections.findings import (
 )
 from jobs.detections.observability import observability_for_week, policy_source
 from jobs.detections.risk import with_ip_risk
-from jobs.geo.reader import IP_INFO_FIELDS, GeoReader, ip_info
+from jobs.geo.reader import GeoReader
 from jobs.lake.events import read_events
 from jobs.lake.ledger import read_ledger
 from jobs.lake.marts import SUMMARY_FILE, mart_dir, write_json, write_mart
@@ -38,7 +38,7 @@ from jobs.weekly.coverage import (
     build_provenance,
     summarise_master_hours,
 )
-from jobs.weekly.identities import IP_INFO_SCHEMA
+from jobs.weekly.identities import build_ip_info
 from jobs.weekly.requests import filter_window, summarise_requests
 from jobs.weekly.summary import build_summary, iso_week_window
 
@@ -62,13 +62,6 @@ MART_ORDER: dict[str, tuple[str, ...]] = {
     "policy_fit": ("master",),
 }
 GeoFactory = Callable[[], GeoReader]
-
-
-def build_ip_info(spark: SparkSession, requests_df: DataFrame, geo: GeoReader) -> DataFrame:
-    """The distinct-IP table (IP_INFO_SCHEMA), classified and geo-located on the driver."""
-    ips = [r["ip"] for r in identities.select_client_ips(requests_df).collect()]
-    rows = [tuple(info[f] for f in IP_INFO_FIELDS) for info in ip_info(ips, geo)]
-    return spark.createDataFrame(rows, IP_INFO_SCHEMA)
 
 
 def _marts(
