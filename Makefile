@@ -44,16 +44,18 @@ $(FONTS): $(STAMP) reports/fonts/fetch.py
 	$(BIN)/python -m reports.fonts.fetch
 	@touch $(FONTS)
 
-demo: install ## generate a realistic week, collect, ingest and report it (output in demo-out/)
+demo: install ## generate a realistic week and run it through Airflow to a PDF report (output in demo-out/)
 	$(BIN)/kaudit demo --out demo-out
 
-test: install ## run the test suite
+test: install lint ## lint, then run the test suite
 	$(BIN)/python -m pytest -q
 
-bench: install ## ingest benchmark against DuckDB; writes bench/RESULTS.md
-	$(BIN)/python bench/bench_ingest.py
+SIZES ?= 300000
+bench: install ## ingest + weekly run vs Spark's floor and DuckDB (SIZES="1500000 3000000"); appends bench/RESULTS.md
+	$(BIN)/python bench/bench.py --sizes "$(SIZES)" $(BENCH_ARGS)
 
-lint: install ## ruff and mypy
+lint: install ## ruff format --check, ruff check, mypy (strict on jobs/)
+	$(BIN)/ruff format --check jobs reports expectations dags tests bench
 	$(BIN)/ruff check jobs reports expectations dags tests bench
 	$(BIN)/mypy
 

@@ -91,8 +91,12 @@ def child_duckdb(home: Path, out: Path) -> dict:
 
     from jobs.evidence.custody import read_custody
 
-    files = sorted({str(home / "evidence" / r["sha256"][:2] / r["sha256"])
-                    for r in read_custody_home(home, read_custody)})
+    files = sorted(
+        {
+            str(home / "evidence" / r["sha256"][:2] / r["sha256"])
+            for r in read_custody_home(home, read_custody)
+        }
+    )
     con = duckdb.connect()
     t0 = time.monotonic()
     con.execute(DUCKDB_SQL.format(files=json.dumps(files).replace('"', "'"), out=out))
@@ -131,8 +135,11 @@ def _resident(p: psutil.Process) -> int:
 
 def run_child(args: list[str]) -> tuple[dict, float]:
     """Run a child; return its JSON result and the peak PSS (MiB) of its process tree."""
-    proc = subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE,
-                            env=dict(os.environ, SPARK_LOCAL_IP="127.0.0.1"))
+    proc = subprocess.Popen(
+        [sys.executable, __file__, *args],
+        stdout=subprocess.PIPE,
+        env=dict(os.environ, SPARK_LOCAL_IP="127.0.0.1"),
+    )
     peak = 0
     stop = threading.Event()
 
@@ -165,8 +172,14 @@ def prepare(work: Path, events: int) -> tuple[Path, float]:
     if not src.exists():
         synth_week(src, week="2026-W47", masters=3, events=events, seed=1, max_size_mb=100)
     masters = sorted(p.name for p in src.iterdir() if p.is_dir())
-    config = parse_config({"cluster": "bench", "timezone": "UTC", "masters": [
-        {"name": m, "source": f"file://{src / m}"} for m in masters]}, work)
+    config = parse_config(
+        {
+            "cluster": "bench",
+            "timezone": "UTC",
+            "masters": [{"name": m, "source": f"file://{src / m}"} for m in masters],
+        },
+        work,
+    )
     home = work / f"home-{events}"
     shutil.rmtree(home, ignore_errors=True)
     run_collect(config, Layout(home))
@@ -196,11 +209,14 @@ def main() -> None:
         duck_out = work / f"duckdb-{n}"
         shutil.rmtree(duck_out, ignore_errors=True)
         spark, spark_rss = run_child(["--child", "spark", "--home", str(home)])
-        duck, duck_rss = run_child(["--child", "duckdb", "--home", str(home),
-                                    "--out", str(duck_out)])
+        duck, duck_rss = run_child(
+            ["--child", "duckdb", "--home", str(home), "--out", str(duck_out)]
+        )
         rows.append((n, size_mb, spark, spark_rss, duck, duck_rss))
-        print(f"{n}: spark {spark['seconds']:.1f}s (+{spark['startup_s']:.1f}s start-up), "
-              f"{spark_rss:.0f} MiB; duckdb {duck['seconds']:.1f}s, {duck_rss:.0f} MiB")
+        print(
+            f"{n}: spark {spark['seconds']:.1f}s (+{spark['startup_s']:.1f}s start-up), "
+            f"{spark_rss:.0f} MiB; duckdb {duck['seconds']:.1f}s, {duck_rss:.0f} MiB"
+        )
     write_results(rows)
 
 
@@ -221,14 +237,18 @@ def write_results(rows) -> None:
             lines.append(
                 f"| {n} | {mb:.0f} | {name} | {r['seconds']:.1f} | {r['startup_s']:.1f} | "
                 f"{r['events'] / r['seconds']:.0f} | {mb / r['seconds']:.1f} | {rss:.0f} | "
-                f"{ratio:.2f} |" if name.startswith("kaudit") else
-                f"| {n} | {mb:.0f} | {name} | {r['seconds']:.1f} | - | "
-                f"{r['events'] / r['seconds']:.0f} | {mb / r['seconds']:.1f} | {rss:.0f} | 1.00 |")
+                f"{ratio:.2f} |"
+                if name.startswith("kaudit")
+                else f"| {n} | {mb:.0f} | {name} | {r['seconds']:.1f} | - | "
+                f"{r['events'] / r['seconds']:.0f} | {mb / r['seconds']:.1f} | {rss:.0f} | 1.00 |"
+            )
     results = ROOT / "bench" / "RESULTS.md"
     if not results.exists():
-        results.write_text("# Benchmark results\n\nAppended by `make bench`. "
-                           "Targets: Spark ingest within 2x of DuckDB excluding JVM start-up; "
-                           "peak memory under 4 GB and flat as input grows.\n")
+        results.write_text(
+            "# Benchmark results\n\nAppended by `make bench`. "
+            "Targets: Spark ingest within 2x of DuckDB excluding JVM start-up; "
+            "peak memory under 4 GB and flat as input grows.\n"
+        )
     with open(results, "a") as fh:
         fh.write("\n".join(lines) + "\n")
     print("\n".join(lines))

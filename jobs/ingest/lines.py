@@ -15,39 +15,34 @@ from collections.abc import Iterator, Mapping, Sequence
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import BinaryType, LongType, StringType, StructField, StructType
+from pyspark.sql.types import BinaryType, IntegerType, LongType, StringType
 
 from jobs.evidence.custody import CollectedRecord
+from jobs.ingest.literal import literal_frame, struct_type
 from jobs.ingest.preflight import Framed
-from jobs.ingest.transforms import GZIP_TRUNCATED, OUTPUT_COLUMNS, classify_lines
-from jobs.lake.events import known_keys
-from jobs.settings import Layout
+from jobs.ingest.transforms import GZIP_TRUNCATED, OUTPUT_COLUMNS, classify_unranked
 
 _LOW_33_BITS = (1 << 33) - 1
-_DAMAGE_SCHEMA = StructType(
-    [
-        StructField("evidence_sha256", StringType()),
-        StructField("line_no", LongType()),
-        StructField("reason", StringType()),
-        StructField("detail", StringType()),
-        StructField("raw", BinaryType()),
-        StructField("raw_length", LongType()),
-        StructField("master", StringType()),
-        StructField("cluster", StringType()),
-        StructField("bucket", StringType()),
-    ]
+_S, _L = StringType(), LongType()
+_FILES_SCHEMA = struct_type(
+    evidence_sha256=_S, cluster=_S, master=_S, file_order=IntegerType(), line_offset=_L
 )
+_DAMAGE_SCHEMA = struct_type(
+    evidence_sha256=_S, line_no=_L, reason=_S, detail=_S, raw=BinaryType(), raw_length=_L,
+    master=_S, cluster=_S, bucket=_S,
+)  # fmt: skip
 
 
 def _lines_df(
     spark: SparkSession, framed: Sequence[Framed], meta: Mapping[str, CollectedRecord]
 ) -> DataFrame:
-    files = spark.createDataFrame(
+    files = literal_frame(
+        spark,
         [
             (f.sha256, meta[f.sha256]["cluster"], meta[f.sha256]["master"], i, line_offset(meta, f))
             for i, f in enumerate(framed)
         ],
-        "evidence_sha256 string, cluster string, master string, file_order int, line_offset long",
+        _FILES_SCHEMA,
     )
     raw = (
         spark.read.option("lineSep", "\n")
@@ -89,7 +84,7 @@ def _damage_rows(
         for f in framed
         if f.damage
     ]
-    return spark.createDataFrame(rows, _DAMAGE_SCHEMA) if rows else None
+    return literal_frame(spark, rows, _DAMAGE_SCHEMA) if rows else None
 
 
 @contextlib.contextmanager
@@ -118,12 +113,13 @@ def one_file_per_partition(spark: SparkSession, framed: Sequence[Framed]) -> Ite
 
 def classified_rows(
     spark: SparkSession,
-    layout: Layout,
     framed: Sequence[Framed],
     meta: Mapping[str, CollectedRecord],
     max_line_bytes: int,
 ) -> DataFrame | None:
-    """Every line of the framed files, classified and deduplicated against the lake.
+    """Every line of the framed files, classified; every candidate staged as an event.
+
+    Duplicates are moved out after staging, over the staged keys (:mod:`jobs.ingest.dedup`).
 
     Returns:
         Rows with :data:`OUTPUT_COLUMNS`, or None when the files hold no line at all.
@@ -131,9 +127,13 @@ def classified_rows(
     parts: list[DataFrame] = []
     readable = [f for f in framed if f.size > 0]
     if readable:
-        lines = _lines_df(spark, readable, meta)
-        known = known_keys(spark, layout, {m["cluster"] for m in meta.values()})
-        parts.append(classify_lines(lines, max_line_bytes, known).select(*OUTPUT_COLUMNS))
+        rows = classify_unranked(_lines_df(spark, readable, meta), max_line_bytes)
+        candidate = F.col("bucket") == "candidate"
+        parts.append(
+            rows.withColumn(
+                "bucket", F.when(candidate, F.lit("event")).otherwise(F.col("bucket"))
+            ).select(*OUTPUT_COLUMNS)
+        )
     damage = _damage_rows(spark, framed, meta)
     if damage is not None:
         parts.append(damage)

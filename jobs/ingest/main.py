@@ -3,18 +3,23 @@
 Wiring only. Under the lake lock (see :mod:`jobs.lake.runs` for the commit protocol): roll
 back uncommitted runs; frame (and re-hash) the pending evidence files, refusing and recording
 in custody those whose bytes no longer hash to their name; classify their lines with Spark and
-stage them; check that the staged buckets add up to the framed lines (else commit nothing);
-move the staged files into the lake; commit the ledger.
+stage them (the JSON parsed once); move the staged events whose key repeats to duplicates;
+check that the staged buckets add up to the framed lines (else commit nothing); move the
+staged files into the lake; commit the ledger.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from pyspark.sql import SparkSession
 
 from jobs.ingest.accounting import ledger_entries, staged_counts
+from jobs.ingest.dedup import move_duplicates
 from jobs.ingest.lines import classified_rows, one_file_per_partition
 from jobs.ingest.preflight import Refused, frame_pending, pending_files, record_refusals
 from jobs.lake.ledger import LedgerEntry
@@ -51,6 +56,16 @@ class IngestResult:
     refused: tuple[Refused, ...] = ()
 
 
+@contextlib.contextmanager
+def _job(spark: SparkSession, description: str) -> Iterator[None]:
+    """Name the Spark jobs run inside (the event log and profiles show it)."""
+    spark.sparkContext.setJobDescription(description)
+    try:
+        yield
+    finally:
+        spark.sparkContext.setJobDescription(None)  # type: ignore[arg-type]
+
+
 def run(
     spark: SparkSession,
     layout: Layout,
@@ -73,14 +88,33 @@ def run(
         if not framed:
             return IngestResult(None, (), rolled_back, refused=refused)
         staged = None
-        with one_file_per_partition(spark, framed):
-            rows = classified_rows(spark, layout, framed, meta, max_line_bytes)
+        with one_file_per_partition(spark, framed), _job(spark, "ingest: parse, classify, stage"):
+            rows = classified_rows(spark, framed, meta, max_line_bytes)
             if rows is not None:
                 staged = stage(rows, layout, run_id)
-        counts = staged_counts(spark, staged) if staged is not None else {}
+        if staged is not None and rows is not None:
+            clusters = {m["cluster"] for m in meta.values()}
+            with _job(spark, "ingest: duplicates (staged keys)"):
+                move_duplicates(spark, layout, staged, rows.schema, framed, clusters)
+        with _job(spark, "ingest: line accounting"):
+            counts = staged_counts(spark, staged) if staged is not None else {}
         entries = ledger_entries(run_id, framed, meta, counts)
         move_staged(layout, run_id)
-        commit_run(layout, run_id, entries)
+        commit_run(layout, run_id, entries, custody_head=_custody_head(layout))
         return IngestResult(
             run_id, tuple(entries), rolled_back, round(time.monotonic() - started, 3), refused
         )
+
+
+def _custody_head(layout: Layout) -> dict[str, Any] | None:
+    """The custody head to copy into the ledger commit.
+
+    None when head.json is damaged: verify names it; the commit must not hide the run.
+    """
+    from jobs.evidence.custody import read_head
+
+    try:
+        head = read_head(layout)
+    except ValueError:
+        return None
+    return dict(head) if head else None

@@ -59,6 +59,11 @@ def _trim_value(how: str) -> Column:
     return F.expr(f"trim({how} '{_SPACE}' FROM value)")
 
 
+def _ends_with_brace(value: Column) -> Column:
+    """The line's last non-space character is ``}`` (the trimming copy only when needed)."""
+    return F.endswith(value, F.lit("}")) | F.endswith(_trim_value("TRAILING"), F.lit("}"))
+
+
 def _has_two_objects(text: Column) -> Column:
     return F.contains(text, F.lit(_TWO_OBJECTS[0])) | F.contains(text, F.lit(_TWO_OBJECTS[1]))
 
@@ -74,12 +79,14 @@ def with_line_checks(df: DataFrame, max_line_bytes: int) -> DataFrame:
     """Byte-level checks and the JSON parse (only for lines that pass them)."""
     value = F.col("value")
     size = F.octet_length(value)
+    # contains() scans bytes; instr() steps through characters, several times slower
     byte_reason = (
         F.when(size > max_line_bytes, F.lit(TOO_LONG))
         .when(~F.is_valid_utf8(value), F.lit(INVALID_UTF8))
-        .when(F.instr(value, "\x00") > 0, F.lit(NUL_BYTES))
+        .when(F.contains(value, F.lit("\x00")), F.lit(NUL_BYTES))
     )
-    blank = F.length(_trim_value("BOTH")) == 0
+    # trim() copies the line: only lines that do not start with "{" (rare) pay for it
+    blank = ~F.startswith(value, F.lit("{")) & (F.octet_length(_trim_value("BOTH")) == 0)
     return (
         df.withColumn("raw_length", size.cast("long"))
         .withColumn("is_blank", blank)
@@ -116,9 +123,7 @@ def with_reason(df: DataFrame) -> DataFrame:
         .when(F.col("byte_reason").isNotNull(), F.col("byte_reason"))
         .when(corrupt & json_value.isNull(), F.lit(NOT_JSON))
         .when(corrupt & ~F.ltrim(value).startswith("{"), F.lit(NOT_OBJECT))
-        .when(
-            ~F.endswith(_trim_value("TRAILING"), F.lit("}")) | _two_objects(value), F.lit(NOT_JSON)
-        )
+        .when(~_ends_with_brace(value) | _two_objects(value), F.lit(NOT_JSON))
         .when(corrupt, F.lit(BAD_TYPES))
         .when(F.coalesce(j["kind"], F.lit("")) != "Event", F.lit(NOT_EVENT))
         .when(received.isNull(), F.lit(NO_TIMESTAMP))
@@ -231,9 +236,8 @@ def with_bucket(df: DataFrame, known_keys: DataFrame | None) -> DataFrame:
     """Assign event / duplicate to candidates (the first copy wins, in evidence order).
 
     ``known_keys`` (cluster, dedup_key) are the keys already in the lake. One window over
-    the batch ranks the copies of each key. (Tried: ranking only the keys that a narrow
-    aggregation finds repeated, then joining back. It re-parsed the JSON per branch and
-    was 4x slower; the window's shuffle costs about a third of the classify time.)
+    the batch ranks the copies of each key: for small inputs (``kaudit policy match``);
+    ingest ranks only the repeated keys, over the staged columns (:mod:`jobs.ingest.dedup`).
     """
     # bucket in the partition: a quarantined line carrying the same auditID never outranks
     # the event
@@ -257,10 +261,36 @@ def with_bucket(df: DataFrame, known_keys: DataFrame | None) -> DataFrame:
     return ranked.withColumn("bucket", bucket).drop("_rn", "_known")
 
 
-def classify_lines(
-    lines: DataFrame, max_line_bytes: int, known_keys: DataFrame | None = None
-) -> DataFrame:
-    """Lines -> one row per line with bucket, reason and the normalized event columns."""
+# event columns a row keeps whatever its bucket: where it is, and which key it repeats (the
+# held copy has the rest); the others are nulled so that the Parquet files stay small
+KEEP_ALWAYS = frozenset(
+    {
+        "master",
+        "evidence_sha256",
+        "line_no",
+        "cluster",
+        "file_order",
+        "bucket",
+        "reason",
+        "detail",
+        "raw",
+        "raw_length",
+        "dedup_key",
+    }
+)
+
+
+def keep_for(df: DataFrame, keep: Column) -> list[Column]:
+    """``df``'s columns, those outside :data:`KEEP_ALWAYS` nulled where ``keep`` is false."""
+    return [F.col(c) if c in KEEP_ALWAYS else F.when(keep, F.col(c)).alias(c) for c in df.columns]
+
+
+def classify_unranked(lines: DataFrame, max_line_bytes: int) -> DataFrame:
+    """Lines -> one row per line: bucket ``candidate`` | ``quarantined`` | ``blank``, normalized.
+
+    The one JSON parse of a line. Candidates still need ranking against their copies
+    (:func:`with_bucket` here, or :mod:`jobs.ingest.dedup` over the staged keys).
+    """
     checked = with_reason(with_line_checks(lines, max_line_bytes))
     pre_bucket = (
         F.when(F.col("is_blank"), F.lit("blank"))
@@ -275,34 +305,15 @@ def classify_lines(
         ),
     )
     events = normalize_events(staged)
-    # null out event columns for non-events so the Parquet files stay small: a duplicate
-    # keeps where it is and which key it repeats, the held copy has the rest
-    keep_always = {
-        "master",
-        "evidence_sha256",
-        "line_no",
-        "cluster",
-        "file_order",
-        "bucket",
-        "reason",
-        "detail",
-        "raw",
-        "raw_length",
-        "dedup_key",
-    }
-    is_candidate = F.col("bucket") == "candidate"
-    cols = [
-        F.col(c) if c in keep_always else F.when(is_candidate, F.col(c)).alias(c)
-        for c in events.columns
-    ]
-    bucketed = with_bucket(events.select(*cols), known_keys)
-    is_event = F.col("bucket") == "event"
-    return bucketed.select(
-        *[
-            F.col(c) if c in keep_always else F.when(is_event, F.col(c)).alias(c)
-            for c in bucketed.columns
-        ]
-    )
+    return events.select(*keep_for(events, F.col("bucket") == "candidate"))
+
+
+def classify_lines(
+    lines: DataFrame, max_line_bytes: int, known_keys: DataFrame | None = None
+) -> DataFrame:
+    """Lines -> one row per line with bucket, reason and the normalized event columns."""
+    bucketed = with_bucket(classify_unranked(lines, max_line_bytes), known_keys)
+    return bucketed.select(*keep_for(bucketed, F.col("bucket") == "event"))
 
 
 OUTPUT_COLUMNS = [*EVENT_COLUMNS, "bucket", "reason", "detail", "raw", "raw_length"]

@@ -7,7 +7,7 @@ must not be counted, so readers list files through :func:`committed_files`.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
@@ -27,8 +27,10 @@ def committed_files(layout: Layout, root: Path) -> list[str]:
 
 def _committed_events(spark: SparkSession, layout: Layout) -> DataFrame | None:
     files = committed_files(layout, layout.events)
-    if not files:
-        return None
+    return _read(spark, layout, files) if files else None
+
+
+def _read(spark: SparkSession, layout: Layout, files: list[str]) -> DataFrame:
     return spark.read.schema(EVENTS).option("basePath", str(layout.events)).parquet(*files)
 
 
@@ -38,9 +40,22 @@ def read_events(spark: SparkSession, layout: Layout) -> DataFrame:
     return events if events is not None else spark.createDataFrame([], EVENTS)
 
 
-def known_keys(spark: SparkSession, layout: Layout, clusters: Iterable[str]) -> DataFrame | None:
-    """(cluster, dedup_key) of the committed events of ``clusters``; None when there are none."""
-    events = _committed_events(spark, layout)
+def known_keys(
+    spark: SparkSession,
+    layout: Layout,
+    clusters: Iterable[str],
+    days: Collection[dt.date] | None = None,
+) -> DataFrame | None:
+    """(cluster, dedup_key) of the committed events of ``clusters``; None when there are none.
+
+    With ``days``, only the ``event_date`` partitions of those UTC days are listed and read:
+    an hourly ingest into a lake of many weeks reads the keys of a day or two, not all.
+    """
+    if days is None:
+        events = _committed_events(spark, layout)
+    else:
+        files = sorted({f for day in set(days) for f in event_files(layout, day, day)})
+        events = _read(spark, layout, files) if files else None
     if events is None:
         return None
     return events.where(F.col("cluster").isin(sorted(clusters))).select("cluster", "dedup_key")
@@ -101,7 +116,7 @@ def read_events_range(
     files = event_files(layout, first_day, last_day, cluster)
     if not files:
         return spark.createDataFrame([], EVENTS)
-    events = spark.read.schema(EVENTS).option("basePath", str(layout.events)).parquet(*files)
+    events = _read(spark, layout, files)
     in_range = F.col("event_date").between(F.lit(first_day), F.lit(last_day))
     if cluster is not None:
         in_range = in_range & (F.col("cluster") == cluster)

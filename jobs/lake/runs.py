@@ -19,14 +19,14 @@ import fcntl
 import os
 import shutil
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from jobs.evidence.custody import read_head
 from jobs.lake.ledger import LedgerEntry, committed_runs, write_run_file
 from jobs.settings import Layout
 
@@ -124,13 +124,18 @@ def move_staged(layout: Layout, run_id: str) -> int:
     return moved
 
 
-def commit_run(layout: Layout, run_id: str, entries: Sequence[LedgerEntry]) -> None:
-    """Commit a moved run: write its ledger file (with the custody head), drop its staging."""
-    try:
-        head = read_head(layout)
-    except ValueError:
-        head = None  # a damaged head.json: verify names it; the commit must not hide the run
-    write_run_file(layout, run_id, entries, custody_head=head)
+def commit_run(
+    layout: Layout,
+    run_id: str,
+    entries: Sequence[LedgerEntry],
+    custody_head: Mapping[str, Any] | None = None,
+) -> None:
+    """Commit a moved run: write its ledger file (with the caller's custody head), drop staging.
+
+    The head comes from the caller (ingest reads it from jobs.evidence): the lake does not
+    import the evidence package.
+    """
+    write_run_file(layout, run_id, entries, custody_head=custody_head)
     shutil.rmtree(staging_dir(layout, run_id), ignore_errors=True)
 
 

@@ -69,7 +69,9 @@ def test_every_append_writes_the_head_atomically_beside_the_log(tmp_path, master
 
 def test_a_cut_tail_disagrees_with_every_head_and_a_new_collect_does_not_hide_it(tmp_path, master):
     layout = _collected_home(tmp_path, master)
-    commit_run(layout, "before-cut", [])  # a ledger commit carries the head of its moment
+    commit_run(
+        layout, "before-cut", [], custody_head=read_head(layout)
+    )  # a ledger commit carries the head of its moment
     ledger_file = layout.ledger / "before-cut.json"
     assert json.loads(ledger_file.read_text())["custody_head"] == read_head(layout)
     manifest = layout.reports("c1", "2026-W47") / "manifest.json"

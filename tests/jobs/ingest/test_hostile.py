@@ -296,7 +296,7 @@ def test_killed_ingest_rerun_leaves_the_same_lake(spark, tmp_path, collect_dirs,
     ingest(spark, clean)
     crashed = collect_dirs({"m": m}, home=tmp_path / "crashed")
 
-    def killed(*_args):
+    def killed(*_args, **_kwargs):
         raise KeyboardInterrupt("killed between move and commit")
 
     with monkeypatch.context() as patched:

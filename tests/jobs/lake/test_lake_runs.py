@@ -159,7 +159,12 @@ def test_a_commit_carries_the_custody_head_and_a_raw_name(tmp_path):
         ],
     )
     raw_b64 = "a3ViZXJuZXRlcy3/LmF1ZGl0"  # b"kubernetes-\xff.audit"
-    commit_run(layout, "r1", [_entry("r1", file="kubernetes-\\xff.audit", file_b64=raw_b64)])
+    commit_run(
+        layout,
+        "r1",
+        [_entry("r1", file="kubernetes-\\xff.audit", file_b64=raw_b64)],
+        custody_head=read_head(layout),
+    )
     body = json.loads((layout.ledger / "r1.json").read_bytes().decode("utf-8", "strict"))
     assert body["custody_head"] == read_head(layout)
     assert body["custody_head"]["count"] == 1
