@@ -63,14 +63,40 @@ def _synth_help() -> str:
 
 
 @main.command(epilog="Planted incidents: see `kaudit synth --planted` or the README.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=False)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    required=False,
+    help="directory to write one folder per master into (must not hold a week)",
+)
 @click.option("--week", default="2026-W47", show_default=True, help="ISO week, e.g. 2026-W47")
-@click.option("--masters", default=3, show_default=True, type=click.IntRange(1, 64))
-@click.option("--events", default=20000, show_default=True, type=click.IntRange(100))
-@click.option("--seed", default=47, show_default=True, type=int)
-@click.option("--max-size-mb", default=100.0, show_default=True, type=click.FloatRange(0.01))
+@click.option(
+    "--masters",
+    default=3,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="control-plane nodes, each with its own files",
+)
+@click.option(
+    "--events",
+    default=20000,
+    show_default=True,
+    type=click.IntRange(100),
+    help="audit events (lines) to write, about",
+)
+@click.option(
+    "--seed", default=47, show_default=True, type=int, help="the same seed gives the same bytes"
+)
+@click.option(
+    "--max-size-mb",
+    default=100.0,
+    show_default=True,
+    type=click.FloatRange(0.01),
+    help="rotate at this size, as --audit-log-maxsize",
+)
 @click.option("--compress", is_flag=True, help="gzip rotated backups (--audit-log-compress)")
-@click.option("--cluster", default="demo", show_default=True)
+@click.option("--cluster", default="demo", show_default=True, help="cluster name")
 @click.option("--planted", is_flag=True, help="print the planted incidents and exit")
 def synth(
     out_dir: str | None,
@@ -289,10 +315,23 @@ def _verify_report(pdf: Path, home: str | None) -> None:
 
 @main.command()
 @click.option(
-    "--out", "out_dir", type=click.Path(file_okay=False), default="demo-out", show_default=True
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default="demo-out",
+    show_default=True,
+    help="everything goes under this directory (the home is <out>/home)",
 )
-@click.option("--events", default=60000, show_default=True, type=int)
-@click.option("--week", default="2026-W47", show_default=True)
+@click.option(
+    "--events",
+    default=60000,
+    show_default=True,
+    type=int,
+    help="size of the generated week, in audit events",
+)
+@click.option(
+    "--week", default="2026-W47", show_default=True, help="ISO week to generate and report"
+)
 def demo(out_dir: str, events: int, week: str) -> None:
     """Generate a week, collect it, ingest it and report (everything under --out)."""
     from jobs.weekly.summary import parse_week
@@ -413,9 +452,9 @@ def policy_match(policy_file: Path | None, events: tuple[str, ...]) -> None:
 )
 @click.option("--ip", default=None, help="IP or CIDR, matched against every sourceIPs entry")
 @click.option("--resource", default=None, help="objectRef resource, e.g. pods")
-@click.option("--namespace", default=None)
+@click.option("--namespace", default=None, help="objectRef namespace")
 @click.option("--name", default=None, help="objectRef name")
-@click.option("--verb", default=None)
+@click.option("--verb", default=None, help="request verb, e.g. delete")
 @click.option("--detection", default=None, help="a detection id (docs/detections.md)")
 @click.option(
     "--out",
