@@ -233,8 +233,14 @@ def run_demo(out: Path, events: int = 60000, week: str = "2026-W47", echo: Echo 
         finally:
             _stop_spark()  # inside: py4j logs its goodbye to the (redirected) stderr
     pdf = Path(step["pdf"])
-    echo(f"\nconfig: {config_path}\nlake: {home / 'lake'}\nAirflow UI: AIRFLOW_HOME={airflow_home} "
-         f"AIRFLOW__CORE__DAGS_FOLDER={DAGS_FOLDER} KAUDIT_CONFIG={config_path} "
-         f"KAUDIT_HOME={home} airflow standalone")  # fmt: skip
+    # kaudit and airflow are in the venv, not on the PATH: name them by their full path
+    bin_dir = Path(sys.executable).parent
+    echo(f"\nconfig: {config_path}\nlake: {home / 'lake'}\n"
+         f"the CLI: {bin_dir / 'kaudit'} ledger --home {home}   (or: source "
+         f"{bin_dir / 'activate'}, then kaudit ...)\n"
+         f"verify the PDF: {bin_dir / 'kaudit'} verify {pdf} --home {home}\n"
+         f"Airflow UI: AIRFLOW_HOME={airflow_home} AIRFLOW__CORE__DAGS_FOLDER={DAGS_FOLDER} "
+         f"KAUDIT_CONFIG={config_path} KAUDIT_HOME={home} "
+         f"{bin_dir / 'airflow'} standalone")  # fmt: skip
     echo(str(pdf))
     return pdf
