@@ -98,7 +98,8 @@ def test_each_byte_is_stored_once_and_the_backup_is_proved(tmp_path):
     assert verify_home(layout).ok
 
 
-def test_a_shrunk_active_file_starts_a_new_chain_recorded(tmp_path):
+def _collected_active_file(tmp_path):
+    """A master whose active file holds two events, collected once: (file, layout, config)."""
     d = tmp_path / "m1"
     d.mkdir()
     active = d / "kubernetes.audit"
@@ -106,6 +107,11 @@ def test_a_shrunk_active_file_starts_a_new_chain_recorded(tmp_path):
     layout = Layout(tmp_path / "home")
     config = _config(tmp_path, d)
     run_collect(config, layout)
+    return active, layout, config
+
+
+def test_a_shrunk_active_file_starts_a_new_chain_recorded(tmp_path):
+    active, layout, config = _collected_active_file(tmp_path)
     with open(active, "r+") as fh:  # truncated in place (copytruncate), then written again
         fh.truncate(0)
         fh.write(_ev(3))
@@ -118,13 +124,7 @@ def test_a_shrunk_active_file_starts_a_new_chain_recorded(tmp_path):
 
 
 def test_a_rewritten_prefix_of_the_same_size_or_larger_starts_a_new_chain(tmp_path):
-    d = tmp_path / "m1"
-    d.mkdir()
-    active = d / "kubernetes.audit"
-    active.write_text(_ev(1) + _ev(2))
-    layout = Layout(tmp_path / "home")
-    config = _config(tmp_path, d)
-    run_collect(config, layout)
+    active, layout, config = _collected_active_file(tmp_path)
     with open(active, "r+") as fh:
         fh.write(_ev(7))  # same length, other bytes, same inode
         fh.seek(0, os.SEEK_END)

@@ -29,39 +29,24 @@ def mini_home(spark, make_event, events_df, tmp_path_factory):
     """A hand-made lake: one exec, a formula-like user name, an impersonation, other days."""
     layout = Layout(tmp_path_factory.mktemp("investigate-mini") / "home")
     uri = "/api/v1/namespaces/prod/pods/web-1/exec?command=sh&command=-c&command=id%3Bls&container=web"
+    # the two stages of one exec request (the same request, lines 1 and 2)
+    exec_request = dict(
+        audit_id="x1",
+        verb="create",
+        subresource="exec",
+        object_name="web-1",
+        namespace="prod",
+        request_uri=uri,
+        response_code=101,
+        user_name="kubernetes-admin",
+        authz_reason=REASON,
+        source_ips=["203.0.113.9", "10.0.2.5"],
+        ts=T0,
+        evidence_sha256=SHA,
+    )
     rows = [
-        make_event(
-            audit_id="x1",
-            stage="ResponseStarted",
-            verb="create",
-            subresource="exec",
-            object_name="web-1",
-            namespace="prod",
-            request_uri=uri,
-            response_code=101,
-            user_name="kubernetes-admin",
-            authz_reason=REASON,
-            source_ips=["203.0.113.9", "10.0.2.5"],
-            ts=T0,
-            evidence_sha256=SHA,
-            line_no=1,
-        ),
-        make_event(
-            audit_id="x1",
-            stage="ResponseComplete",
-            verb="create",
-            subresource="exec",
-            object_name="web-1",
-            namespace="prod",
-            request_uri=uri,
-            response_code=101,
-            user_name="kubernetes-admin",
-            authz_reason=REASON,
-            source_ips=["203.0.113.9", "10.0.2.5"],
-            ts=T0,
-            evidence_sha256=SHA,
-            line_no=2,
-        ),
+        make_event(**exec_request, stage="ResponseStarted", line_no=1),
+        make_event(**exec_request, stage="ResponseComplete", line_no=2),
         make_event(
             audit_id="e1",
             user_name=EVIL,

@@ -54,27 +54,17 @@ def _stable(summary):
 
 def _lake_rows(make_event):
     sweden, office = ["89.160.20.112"], ["10.0.0.7"]
+    exec_request = dict(
+        audit_id="exec",
+        subresource="exec",
+        verb="create",
+        object_name="web-1",
+        source_ips=sweden,
+        request_uri="/api/v1/namespaces/prod/pods/web-1/exec?command=id&container=web",
+    )
     return [
-        make_event(
-            audit_id="exec",
-            stage="ResponseStarted",
-            response_code=101,
-            subresource="exec",
-            verb="create",
-            object_name="web-1",
-            source_ips=sweden,
-            request_uri="/api/v1/namespaces/prod/pods/web-1/exec?command=id&container=web",
-        ),
-        make_event(
-            audit_id="exec",
-            stage="ResponseComplete",
-            response_code=200,
-            subresource="exec",
-            verb="create",
-            object_name="web-1",
-            source_ips=sweden,
-            request_uri="/api/v1/namespaces/prod/pods/web-1/exec?command=id&container=web",
-        ),
+        make_event(**exec_request, stage="ResponseStarted", response_code=101),
+        make_event(**exec_request, stage="ResponseComplete", response_code=200),
         make_event(
             audit_id="cm",
             resource="configmaps",
