@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from functools import reduce
 
 import great_expectations as gx
+import pandas as pd
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -187,12 +188,12 @@ def _missing_in_lake(df: DataFrame, pointers: DataFrame, name: str) -> DataFrame
     return _one(missing, **{name: F.count(F.lit(1))})
 
 
-def consistency_frame(events_df: DataFrame, marts: Mapping[str, DataFrame]) -> DataFrame:
+def consistency_frame(events_df: DataFrame, marts: Mapping[str, DataFrame]) -> pd.DataFrame:
     """ONE row: every check column of ZERO_CHECKS, and GEO_RATE.
 
     ``events_df`` holds the events the marts were computed from (the week's window of the
     lake, EVENTS columns); ``marts`` every weekly mart by name. Computed once and handed to
-    GX as a literal row, so GX's several passes do not recompute the joins.
+    GX as a one-row pandas frame, so GX's several passes do not recompute the joins.
     """
     lake = _one(
         events_df,
@@ -231,6 +232,4 @@ def consistency_frame(events_df: DataFrame, marts: Mapping[str, DataFrame]) -> D
         (F.col("_fit_events") - F.col("_lake_events")).alias("policy_fit_events_minus_lake"),
         GEO_RATE,
     )
-    row = row_df.collect()[0]
-    spark = events_df.sparkSession
-    return spark.createDataFrame([row], row_df.schema).select(*ZERO_CHECKS, GEO_RATE)
+    return row_df.select(*ZERO_CHECKS, GEO_RATE).toPandas()

@@ -28,6 +28,7 @@ from expectations._checks import (
     unique,
 )
 from expectations.runner import WARNING
+from jobs.ingest.literal import literal_frame
 
 SUITE_NAME = "events_suite"
 STAGES = ("RequestReceived", "ResponseStarted", "ResponseComplete", "Panic")
@@ -159,7 +160,7 @@ def file_ranges_from_ledger(spark: SparkSession, entries: Iterable[Mapping[str, 
     text = StructType(
         [StructField(f.name, StringType(), f.nullable) for f in FILE_RANGES_SCHEMA.fields]
     )
-    df = spark.createDataFrame(rows, text)
+    df = literal_frame(spark, rows, text)  # no Python worker
     return df.select(
         "evidence_sha256",
         F.col("first_event").cast("timestamp"),

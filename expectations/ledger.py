@@ -12,7 +12,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import great_expectations as gx
-from pyspark.sql import DataFrame, SparkSession
+import pandas as pd
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StringType, StructField, StructType
 
@@ -25,6 +26,7 @@ from expectations._checks import (
     unique,
 )
 from expectations.runner import WARNING
+from jobs.ingest.literal import literal_frame
 
 SUITE_NAME = "ledger_suite"
 # Default share of a file's lines that may be quarantined before it is reported (warning): a
@@ -66,15 +68,19 @@ def build_ledger_suite(quarantine_warn_share: float = QUARANTINE_WARN_SHARE) -> 
     )
 
 
-def ledger_frame(spark: SparkSession, entries: Iterable[Mapping[str, Any]]) -> DataFrame:
-    """LEDGER_SCHEMA rows plus ``unaccounted_lines`` and ``quarantined_share``."""
+def ledger_frame(spark: SparkSession, entries: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """LEDGER_SCHEMA rows plus ``unaccounted_lines`` and ``quarantined_share`` (one per file).
+
+    Computed by Spark from literal rows (no Python worker), handed to GX as pandas: the ledger
+    of a week is a row per evidence file.
+    """
     names = [f.name for f in LEDGER_SCHEMA.fields]
     rows = [tuple(e.get(n) for n in names) for e in entries]
-    df = spark.createDataFrame(rows, LEDGER_SCHEMA)
+    df = literal_frame(spark, rows, LEDGER_SCHEMA)
     buckets = F.col("events") + F.col("duplicates") + F.col("quarantined") + F.col("blank")
     share = F.when(F.col("lines") > 0, F.col("quarantined") / F.col("lines")).otherwise(F.lit(0.0))
     return df.select(
         *names,
         (F.col("lines") - buckets).alias("unaccounted_lines"),
         share.alias("quarantined_share"),
-    )
+    ).toPandas()

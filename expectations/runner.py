@@ -1,9 +1,13 @@
-"""The one runner: validate a Spark DataFrame against a GX suite in the caller's SparkSession.
+"""The one runner: validate a DataFrame (Spark or pandas) against a GX suite.
 
-A :class:`Runner` holds ONE ephemeral GX context, one Spark data source, one dataframe asset
-and one whole-dataframe batch definition; every suite of a run goes through them (a context
-costs seconds to warm up). Progress bars and usage statistics are switched off in the
-context's config, so nothing reaches the job's logs or the network.
+A :class:`Runner` holds ONE ephemeral GX context with two data sources, each with one dataframe
+asset and one whole-dataframe batch definition: Spark (in the caller's SparkSession) for the
+week's events, pandas for small tables (the marts, the ledger, the consistency row). Every
+suite of a run goes through them (a context costs seconds to warm up). GX's Spark engine runs
+one or more Spark jobs per expectation (about 1.5 s a suite on a one-row table); the pandas
+engine takes milliseconds, with the same outcomes (tested suite by suite). Progress bars and
+usage statistics are switched off in the context's config, so nothing reaches the job's logs
+or the network.
 
 Results come back typed (:class:`SuiteOutcome`), with every expectation's severity:
 ``critical`` failures make a suite fail, ``warning`` failures are findings only.
@@ -11,13 +15,15 @@ Results come back typed (:class:`SuiteOutcome`), with every expectation's severi
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import great_expectations as gx
+import pandas as pd
 from great_expectations.data_context.types.base import (
     DataContextConfig,
     InMemoryStoreBackendDefaults,
@@ -34,6 +40,8 @@ MAX_EXAMPLES = 5
 COUNTS_ONLY: dict[str, Any] = {"result_format": "BASIC", "partial_unexpected_count": 0}
 WITH_EXAMPLES: dict[str, Any] = {"result_format": "BASIC", "partial_unexpected_count": MAX_EXAMPLES}
 _DATASOURCE, _ASSET, _BATCH = "kaudit_spark", "kaudit_dataframe", "whole_dataframe"
+_PANDAS_DATASOURCE = "kaudit_pandas"
+Frame: TypeAlias = DataFrame | pd.DataFrame
 
 
 @dataclass(frozen=True)
@@ -83,9 +91,20 @@ class SuiteOutcome:
         }
 
 
+def _plain(value: Any) -> Any:
+    """Python numbers for numpy scalars (the pandas engine's values); text for the rest."""
+    item = getattr(value, "item", None)
+    if callable(item) and not isinstance(value, dt.datetime):
+        try:
+            return item()
+        except (TypeError, ValueError):
+            pass
+    return str(value)
+
+
 def _json_safe(value: Any) -> Any:
-    """Plain JSON values: datetimes and other objects as text, NaN/inf as null."""
-    text = json.dumps(value, default=str, allow_nan=True)
+    """Plain JSON values: numbers, datetimes and other objects as text, NaN/inf as null."""
+    text = json.dumps(value, default=_plain, allow_nan=True)
     loaded = json.loads(text)
     return _drop_nan(loaded)
 
@@ -177,9 +196,11 @@ class Runner:
         source = self.context.data_sources.add_spark(_DATASOURCE, persist=False)
         asset = source.add_dataframe_asset(_ASSET)
         self.batch_definition = asset.add_batch_definition_whole_dataframe(_BATCH)
+        local = self.context.data_sources.add_pandas(_PANDAS_DATASOURCE).add_dataframe_asset(_ASSET)
+        self.pandas_batch_definition = local.add_batch_definition_whole_dataframe(_BATCH)
         self._names: set[str] = set()
 
-    def validate(self, df: DataFrame, suite: gx.ExpectationSuite) -> SuiteOutcome:
+    def validate(self, df: Frame, suite: gx.ExpectationSuite) -> SuiteOutcome:
         """Validate ``df`` against ``suite``; a suite name may be validated more than once.
 
         The first pass only counts bad values: listing examples costs one more Spark job per
@@ -192,7 +213,7 @@ class Runner:
         return self._run(df, suite, WITH_EXAMPLES)
 
     def _run(
-        self, df: DataFrame, suite: gx.ExpectationSuite, result_format: dict[str, Any]
+        self, df: Frame, suite: gx.ExpectationSuite, result_format: dict[str, Any]
     ) -> SuiteOutcome:
         if suite.name in self._names:
             # the definition first: GX cannot load (so cannot delete) one whose suite is gone
@@ -201,7 +222,13 @@ class Runner:
         self._names.add(suite.name)
         added = self.context.suites.add(suite)
         definition = self.context.validation_definitions.add(
-            gx.ValidationDefinition(name=suite.name, data=self.batch_definition, suite=added)
+            gx.ValidationDefinition(
+                name=suite.name,
+                data=self.pandas_batch_definition
+                if isinstance(df, pd.DataFrame)
+                else self.batch_definition,
+                suite=added,
+            )
         )
         result = definition.run(batch_parameters={"dataframe": df}, result_format=result_format)
         return outcome(suite.name, result)
@@ -237,7 +264,7 @@ def _condition_columns(condition: Any) -> list[Any]:
     return [c for c in found if c is not None and hasattr(c, "name")]
 
 
-def _narrow(df: DataFrame, suite: gx.ExpectationSuite) -> DataFrame:
+def _narrow(df: Frame, suite: gx.ExpectationSuite) -> Frame:
     """Only the columns the suite reads.
 
     GX re-reads the schema through py4j many times per expectation, and wide marts (maps,
@@ -247,6 +274,8 @@ def _narrow(df: DataFrame, suite: gx.ExpectationSuite) -> DataFrame:
     wanted = suite_columns(suite)
     if not wanted or not set(wanted) <= set(df.columns):
         return df
+    if isinstance(df, pd.DataFrame):
+        return df[wanted]
     return df.select(*wanted)
 
 
@@ -285,7 +314,7 @@ def outcome(suite_name: str, result: Any) -> SuiteOutcome:
     return SuiteOutcome(suite=suite_name, success=success, results=tuple(rows))
 
 
-def validate(df: DataFrame, suite: gx.ExpectationSuite) -> SuiteOutcome:
+def validate(df: Frame, suite: gx.ExpectationSuite) -> SuiteOutcome:
     """One-off validation with a fresh runner (a run of many suites should share a Runner)."""
     return Runner().validate(df, suite)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import importlib
 import json
 import subprocess
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from jobs.errors import EXIT_FINDINGS, KauditError
 from jobs.evidence.custody import read_custody
 from jobs.lake.events import read_events
 from jobs.lake.ledger import read_ledger
-from jobs.lake.marts import mart_dir, read_summary
+from jobs.lake.marts import mart_dir, read_small_mart, read_summary
 from jobs.policy.loader import DEFAULT_POLICY_FILE
 from jobs.settings import Config, Layout, source_date_epoch
 from jobs.weekly import main as weekly_main
@@ -34,6 +35,9 @@ from jobs.weekly.summary import iso_week_window, parse_week
 
 Echo = Callable[[str], None]
 VALIDATION_FILE = "validation.json"
+# Marts up to this many rows are validated with GX's pandas engine (read with pyarrow); larger
+# ones (important_events in a week under attack) stay in Spark, so memory stays bounded.
+LOCAL_MART_ROWS = 200_000
 _POLICY_DIR = Path(__file__).resolve().parent / "policy"
 
 
@@ -112,9 +116,17 @@ def week_context(
 
 
 def build(
-    spark: SparkSession, config: Config, layout: Layout, week: str, *, allow_empty: bool = False
+    spark: SparkSession,
+    config: Config,
+    layout: Layout,
+    week: str,
+    *,
+    allow_empty: bool = False,
+    idle_work: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Policy check, marts and summary.json of the week; refuses a week with no events.
+
+    ``idle_work`` runs in a thread once Spark starts on the week (see ``weekly.main.run``).
 
     Raises:
         EmptyWeekError: no events at all in the week (unless ``allow_empty``); the marts and
@@ -122,7 +134,7 @@ def build(
     """
     parse_week(week)
     context = week_context(config, layout, generated_at(), week)
-    summary = weekly_main.run(spark, config, layout, week, context=context)
+    summary = weekly_main.run(spark, config, layout, week, context=context, idle_work=idle_work)
     if not summary["coverage"]["events"] and not allow_empty:
         raise EmptyWeekError(
             f"no events for cluster {config.cluster} in {week} "
@@ -143,12 +155,18 @@ def validate(spark: SparkSession, config: Config, layout: Layout, week: str) -> 
 
     events_df = filter_window(read_events(spark, layout), config.cluster, start, end)
     marts = {name: spark.read.parquet(str(week_dir / name)) for name in MART_SUITES}
+    local_marts = {
+        name: frame
+        for name in MART_SUITES
+        if (frame := read_small_mart(week_dir, name, LOCAL_MART_ROWS)) is not None
+    }
     summary = read_summary(week_dir)
     read = {f["sha256"] for f in summary["provenance"]["evidence_files"]}
     ledger = [e.to_json() for e in read_ledger(layout) if e.evidence_sha256 in read]
     return validate_week(
         spark, events_df, marts, ledger, week_dir,
         quarantine_warn_share=config.validation.quarantine_warn_share,
+        local_marts=local_marts,
     )  # fmt: skip
 
 
@@ -230,6 +248,15 @@ def publish(config: Config, layout: Layout, week: str, *, report_dir: Path | Non
     )  # fmt: skip
 
 
+def _preload() -> None:
+    """Import the later steps' modules; a failure here is left to the step that needs them."""
+    for module in ("expectations.weekly", "expectations.marts", "reports.weekly"):
+        try:
+            importlib.import_module(module)
+        except Exception:  # the step's own import reports it properly
+            return
+
+
 @dataclass(frozen=True)
 class WeeklyOutcome:
     """What one weekly run produced."""
@@ -248,7 +275,9 @@ def weekly_report(
     from jobs.progress import step
 
     with step(echo, "policy check, marts and summary"):
-        summary = build(spark, config, layout, week, allow_empty=allow_empty)
+        # while Spark summarises the week's requests this process waits on the JVM: import
+        # the validation and PDF libraries (GX, matplotlib, WeasyPrint; ~10 s) meanwhile
+        summary = build(spark, config, layout, week, allow_empty=allow_empty, idle_work=_preload)
     with step(echo, "validation (Great Expectations)"):
         validation = validate(spark, config, layout, week)
     with step(echo, "PDF report"):

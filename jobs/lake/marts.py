@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -83,6 +84,19 @@ def read_mart_rows(week_dir: Path, name: str) -> list[dict[str, Any]]:
     table = pq.read_table(path, coerce_int96_timestamp_unit="us")
     rows: list[dict[str, Any]] = _utc(table).to_pylist()
     return rows
+
+
+def read_small_mart(week_dir: Path, name: str, max_rows: int) -> pd.DataFrame | None:
+    """Mart ``name`` as a pandas frame (UTC-aware timestamps), or None above ``max_rows`` rows.
+
+    The row count comes from the Parquet footers: a large mart is never loaded here.
+    """
+    path = week_dir / name
+    files = sorted(path.glob("*.parquet"))
+    if sum(pq.ParquetFile(f).metadata.num_rows for f in files) > max_rows:
+        return None
+    frame: pd.DataFrame = _utc(pq.read_table(path, coerce_int96_timestamp_unit="us")).to_pandas()
+    return frame
 
 
 def read_summary(week_dir: Path) -> dict[str, Any]:

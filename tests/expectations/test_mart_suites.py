@@ -3,6 +3,8 @@ import datetime as dt
 import pytest
 
 from expectations.marts import MART_SUITES
+from jobs.lake.marts import read_small_mart, write_mart
+from jobs.weekly.main import MART_ORDER
 from tests.expectations.conftest import failed
 from tests.expectations.week import mart_df, mart_rows
 
@@ -100,3 +102,24 @@ def test_missing_column_is_reported_not_raised(spark, runner):
     bad = {r.column: r for r in out.failures()}
     assert set(bad) == {"share"}
     assert "share" in bad["share"].observed["error"]
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN))
+def test_pandas_engine_gives_the_spark_outcome(spark, runner, tmp_path, name):
+    """The weekly validation runs small marts on GX's pandas engine, read back from Parquet
+    as the pipeline reads them: same results, observed values and examples as Spark's."""
+    rows, expected = BROKEN[name]
+    write_mart(mart_df(spark, name, rows), tmp_path / name, MART_ORDER[name])
+    local = read_small_mart(tmp_path, name, max_rows=1_000)
+    assert local is not None and len(local) == len(rows)
+    on_spark = runner.validate(spark.read.parquet(str(tmp_path / name)), MART_SUITES[name]())
+    on_pandas = runner.validate(local, MART_SUITES[name]())
+    assert failed(on_pandas) == {expected}
+    assert on_pandas.to_dict() == on_spark.to_dict()
+
+
+def test_a_large_mart_is_not_read_into_pandas(spark, tmp_path):
+    write_mart(mart_df(spark, "overview"), tmp_path / "overview", MART_ORDER["overview"])
+    rows = len(mart_rows()["overview"])
+    assert read_small_mart(tmp_path, "overview", max_rows=rows - 1) is None
+    assert len(read_small_mart(tmp_path, "overview", max_rows=rows)) == rows
