@@ -28,7 +28,7 @@ from expectations._checks import (
     unique,
 )
 from expectations.runner import WARNING
-from jobs.ingest.literal import literal_frame
+from jobs.frames import literal_frame
 
 SUITE_NAME = "events_suite"
 STAGES = ("RequestReceived", "ResponseStarted", "ResponseComplete", "Panic")

@@ -26,7 +26,7 @@ from expectations._checks import (
     unique,
 )
 from expectations.runner import WARNING
-from jobs.ingest.literal import literal_frame
+from jobs.frames import literal_frame
 
 SUITE_NAME = "ledger_suite"
 # Default share of a file's lines that may be quarantined before it is reported (warning): a

@@ -23,6 +23,7 @@ from pyspark.sql.types import StructType
 
 from jobs.detections.catalogue import CATALOGUE
 from jobs.detections.model import STATUS_NOT_OBSERVABLE, STATUS_OK, BodyNeed
+from jobs.frames import literal_frame
 from jobs.policy.compile import with_policy_evaluation
 from jobs.policy.model import Policy
 from jobs.schemas import EVENTS
@@ -90,7 +91,7 @@ def policy_levels(spark: SparkSession, keys: Iterable[Key], policy: Policy) -> d
     """The level ``policy`` gives each key for an ordinary user's request."""
     schema = StructType([EVENTS[f] for f in _PROBE_FIELDS])
     rows = [tuple(_probe_row(k)[f] for f in _PROBE_FIELDS) for k in sorted(set(keys))]
-    probe_df = spark.createDataFrame(rows, schema=schema)
+    probe_df = literal_frame(spark, rows, schema)  # no Python worker
     levels = with_policy_evaluation(probe_df, policy).select(
         "api_group", "resource", "verb", "policy_level"
     )

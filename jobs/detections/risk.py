@@ -18,10 +18,12 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import LongType, StringType
 
 from jobs.config import DetectionsConfig
 from jobs.detections.windows import found
 from jobs.errors import UsageError
+from jobs.frames import arrow_frame, struct_type
 from jobs.geo.ranges import ip_bits_col, network_prefix
 
 if TYPE_CHECKING:
@@ -95,7 +97,7 @@ def _threat_df(spark: SparkSession, paths: tuple[Path, ...]) -> DataFrame | None
     )
     if not rows:
         return None
-    return spark.createDataFrame(rows, "prefix string, reason string")
+    return arrow_frame(spark, rows, struct_type(prefix=StringType(), reason=StringType()))
 
 
 def with_ip_risk(spark: SparkSession, ip_info_df: DataFrame, config: DetectionsConfig) -> DataFrame:
@@ -122,9 +124,10 @@ def with_ip_risk(spark: SparkSession, ip_info_df: DataFrame, config: DetectionsC
         )
         parts.append(ip_prefixes.join(F.broadcast(threats), on="prefix").select("ip", "reason"))
     if config.hosting_asns:
-        hosting = spark.createDataFrame(
+        hosting = arrow_frame(
+            spark,
             [(h.asn, f"{HOSTING_REASON}AS{h.asn} {h.provider}") for h in load_hosting_asns()],
-            "asn long, reason string",
+            struct_type(asn=LongType(), reason=StringType()),
         )
         parts.append(base_df.join(F.broadcast(hosting), on="asn").select("ip", "reason"))
     empty = F.array().cast("array<string>")

@@ -22,8 +22,8 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, StringType, StructType
 
+from jobs.frames import literal_frame, struct_type
 from jobs.ingest.errors import IngestError
-from jobs.ingest.literal import literal_frame, struct_type
 from jobs.ingest.preflight import Framed
 from jobs.ingest.transforms import keep_for
 from jobs.lake.events import known_keys

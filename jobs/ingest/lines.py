@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import BinaryType, IntegerType, LongType, StringType
 
 from jobs.evidence.custody import CollectedRecord
-from jobs.ingest.literal import literal_frame, struct_type
+from jobs.frames import literal_frame, struct_type
 from jobs.ingest.preflight import Framed
 from jobs.ingest.transforms import GZIP_TRUNCATED, OUTPUT_COLUMNS, classify_unranked
 

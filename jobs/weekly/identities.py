@@ -10,6 +10,7 @@ from jobs.detections.catalogue import BY_ID
 from jobs.detections.columns import UNAUTHENTICATED, UNKNOWN
 from jobs.detections.predicates import system
 from jobs.detections.windows import failure_rate_crossed, scanner_agent_col
+from jobs.frames import arrow_frame
 from jobs.geo.ranges import SCOPE_INVALID, with_ip_scope
 from jobs.geo.reader import IP_INFO_FIELDS, GeoReader, ip_info
 from jobs.vocab import CLUSTER_SCOPE
@@ -69,7 +70,7 @@ def build_ip_info(
     """
     ips = [r["ip"] for r in select_client_ips(requests_df).collect()]
     rows = [tuple(info[f] for f in IP_INFO_FIELDS) for info in ip_info(ips, geo)]
-    return spark.createDataFrame(rows, IP_INFO_SCHEMA)
+    return arrow_frame(spark, rows, IP_INFO_SCHEMA)  # no Python worker
 
 
 def summarise_client_ips(requests_df: DataFrame) -> DataFrame:

@@ -1,9 +1,10 @@
-"""Small DataFrames built from literals in the JVM, with no Python worker.
+"""DataFrames from driver-side rows, with no Python worker.
 
 ``spark.createDataFrame`` of Python rows pickles them through a Python RDD: the first one in
 a process starts a ``pyspark.daemon`` worker (a second interpreter, its memory and start-up)
-just to hand a few rows to the JVM. The rows here are few (one per evidence file), so
-literal expressions do the same in the plan itself.
+just to hand a few rows to the JVM. :func:`literal_frame` puts a few rows (one per evidence
+file) in the plan itself as literals; :func:`arrow_frame` hands more rows (one per distinct
+client IP, per threat-list network) to the JVM as an Arrow table, which the JVM decodes.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import DataType, StructField, StructType
 
 
@@ -30,6 +33,17 @@ def literal_frame(
         for row in rows
     ]
     return spark.range(1).select(F.inline(F.array(*structs)))
+
+
+def arrow_frame(
+    spark: SparkSession, rows: Sequence[Sequence[Any]], schema: StructType
+) -> DataFrame:
+    """``rows`` (tuples in ``schema``'s field order) as a DataFrame, through Arrow."""
+    names = schema.names
+    table = pa.Table.from_pylist(
+        [dict(zip(names, row, strict=True)) for row in rows], schema=to_arrow_schema(schema)
+    )
+    return spark.createDataFrame(table)
 
 
 def struct_type(**fields: DataType) -> StructType:
