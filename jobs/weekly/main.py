@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +63,6 @@ MART_ORDER: dict[str, tuple[str, ...]] = {
     "policy_fit": ("master",),
 }
 GeoFactory = Callable[[], GeoReader]
-MART_WRITERS = 4
 
 
 def _marts(
@@ -187,14 +185,7 @@ def run(
             requests_df, week_df, ip_info_df, important_df, observability, policy,
             config.timezone,
         )  # fmt: skip
-        # concurrently: most mart jobs are small and wait on scheduling and file commits more
-        # than on the 2 cores; each mart still goes to its own single, sorted file
-        with ThreadPoolExecutor(MART_WRITERS, thread_name_prefix="kaudit-mart") as pool:
-            futures = {
-                name: pool.submit(_write, spark, df, out / name, name)
-                for name, df in frames.items()
-            }
-            written = {name: future.result() for name, future in futures.items()}
+        written = {name: _write(spark, df, out / name, name) for name, df in frames.items()}
         collected = {name: rows for name, rows in written.items() if rows is not None}
         summary = build_summary(
             cluster=config.cluster,
