@@ -295,9 +295,12 @@ def bench_adversarial(work: Path, n: int, scan: int) -> dict:
     from jobs.settings import Layout, load_config
 
     src = work / f"src-adv-{n}"
-    if not src.exists():
-        shutil.copytree(work / f"src-{n}", src)
-        add_scan(src / "master-1", requests=scan)
+    if not src.exists():  # built under a temporary name: a cut-short copy is never reused
+        partial = work / f"src-adv-{n}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(work / f"src-{n}", partial)
+        add_scan(partial / "master-1", requests=scan)
+        partial.rename(src)
     home = work / f"home-adv-{n}"
     shutil.rmtree(home, ignore_errors=True)
     config = write_config(home, src)
@@ -328,9 +331,12 @@ def bench_hourly(work: Path, week_events: int) -> dict:
     logs = base / "logs"
     for i, week in enumerate(("2026-W44", "2026-W45", "2026-W46", "2026-W47", "2026-W48")):
         if not (logs / week).exists():
+            partial = logs / f"{week}.partial"
+            shutil.rmtree(partial, ignore_errors=True)
             synth.synth_week(
-                logs / week, week=week, masters=3, events=week_events, seed=7 + i, cluster="bench"
+                partial, week=week, masters=3, events=week_events, seed=7 + i, cluster="bench"
             )
+            partial.rename(logs / week)
     hour = base / "hour" / "master-9"
     if not hour.exists():
         hour.mkdir(parents=True)

@@ -170,7 +170,12 @@ def prepare(work: Path, events: int) -> tuple[Path, float]:
 
     src = work / f"src-{events}"
     if not src.exists():
-        synth_week(src, week="2026-W47", masters=3, events=events, seed=1, max_size_mb=100)
+        # into a temporary name first: an interrupted synth must not pass for a whole week
+        # (one did: a "3 M" week of 2.3 GB, cut short on its fifth day)
+        partial = work / f"src-{events}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        synth_week(partial, week="2026-W47", masters=3, events=events, seed=1, max_size_mb=100)
+        partial.rename(src)
     masters = sorted(p.name for p in src.iterdir() if p.is_dir())
     config = parse_config(
         {
