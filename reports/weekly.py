@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jobs.lake.marts import read_mart_rows, read_summary
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from jobs.lake.marts import read_mart_rows, read_mart_table, read_summary
 from reports import context, csvs
 from reports import validation as checks
 from reports.figures import coverage_rows, week_charts
@@ -110,11 +114,19 @@ def _rows(week_dir: Path, name: str) -> list[dict[str, Any]]:
         return []
 
 
+def _detection_rows(events: pa.Table | None, detection_id: str) -> Iterator[dict[str, Any]]:
+    """The important events of one detection, in mart order, a batch at a time."""
+    if events is None:
+        return
+    for batch in events.filter(pc.field("detection_id") == detection_id).to_batches(10_000):
+        yield from batch.to_pylist()
+
+
 def _attachments(
     week_dir: Path,
     ctx: dict[str, Any],
     evidence: list[dict[str, Any]],
-    events: list[dict[str, Any]],
+    events: pa.Table | None,
     validation: dict[str, Any] | None,
 ) -> dict[str, bytes]:
     files = {
@@ -124,7 +136,7 @@ def _attachments(
     if validation is not None:
         files[checks.CSV_FILE] = checks.to_csv(validation)
     for det in ctx["detections"]:
-        rows = [e for e in events if e.get("detection_id") == det["detection_id"]]
+        rows = _detection_rows(events, det["detection_id"])
         files[f"detection-{det['detection_id']}.csv"] = csvs.to_csv(rows, EVENT_COLUMNS)
     for name, rows in (
         ("users.csv", ctx["all_users"]),
@@ -158,7 +170,7 @@ def build_week_context(
         coverage = summary.get("coverage")
     if custody_head is None:
         custody_head = (summary.get("provenance") or {}).get("custody_head")
-    events = _rows(week_dir, "important_events")
+    events = read_mart_table(week_dir, "important_events")  # Arrow: can be millions of rows
     ips = _rows(week_dir, "source_ips")
     users = _rows(week_dir, "users")
     detections = context.detection_rows(_rows(week_dir, "detections"), summary, t)
@@ -182,7 +194,7 @@ def build_week_context(
         },
         "figures": context.figures_with_deltas(summary, previous_summary, t),
         "has_previous": previous_summary is not None,
-        "findings": context.top_findings(detections, events, ips, t),
+        "findings": context.top_findings(detections, list(_detection_rows(events, "exec")), ips, t),
         "important": context.important_groups(detections, t),
         "matrix": context.resource_matrix(resource_ops),
         "resource_table": context.resource_table(resource_ops),

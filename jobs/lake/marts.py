@@ -86,6 +86,18 @@ def read_mart_rows(week_dir: Path, name: str) -> list[dict[str, Any]]:
     return rows
 
 
+def read_mart_table(week_dir: Path, name: str) -> pa.Table | None:
+    """Mart ``name`` as an Arrow table (UTC-aware timestamps), or None when it is missing.
+
+    Columnar, for a mart that can be large (important_events in a week under attack): Python
+    dicts of a million rows take gigabytes.
+    """
+    path = week_dir / name
+    if not path.is_dir():
+        return None
+    return _utc(pq.read_table(path, coerce_int96_timestamp_unit="us"))
+
+
 def read_small_mart(week_dir: Path, name: str, max_rows: int) -> pd.DataFrame | None:
     """Mart ``name`` as a pandas frame (UTC-aware timestamps), or None above ``max_rows`` rows.
 
