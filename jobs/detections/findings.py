@@ -83,9 +83,11 @@ def _per_request(req_df: DataFrame, config: DetectionsConfig) -> DataFrame:
     # the filter first: the OR stops at a row's first hit, and the array of hits is built only
     # for the few rows that have one (not for every request of the week)
     any_hit = reduce(lambda a, b: a | b, predicates.values(), F.lit(False))
-    return req_df.filter(any_hit).select(
-        "*", F.explode(F.filter(hits, lambda h: h.isNotNull())).alias("detection_id")
-    ).withColumn("finding_key", F.lit(None).cast("string"))
+    return (
+        req_df.filter(any_hit)
+        .select("*", F.explode(F.filter(hits, lambda h: h.isNotNull())).alias("detection_id"))
+        .withColumn("finding_key", F.lit(None).cast("string"))
+    )
 
 
 def _severity() -> Column:
