@@ -37,6 +37,10 @@ from reports.render import (
 TEMPLATE_DIR = TEMPLATE_ROOT / "weekly"
 FONT_DIR = TEMPLATE_DIR / "fonts"
 MANIFEST_VERSION = 1
+# Rows of one detection's CSV attachment (earliest first). The important_events mart keeps
+# every row; a scan week can hold millions, which would make a PDF of hundreds of MB that
+# no mail server takes (issue 15: the report's lists capped, the marts keep everything).
+ATTACHMENT_ROWS = 10_000
 EVIDENCE_COLUMNS = (
     "master",
     "file",
@@ -114,12 +118,30 @@ def _rows(week_dir: Path, name: str) -> list[dict[str, Any]]:
         return []
 
 
-def _detection_rows(events: pa.Table | None, detection_id: str) -> Iterator[dict[str, Any]]:
-    """The important events of one detection, in mart order, a batch at a time."""
+def _detection_rows(
+    events: pa.Table | None, detection_id: str, limit: int | None = None
+) -> Iterator[dict[str, Any]]:
+    """The important events of one detection in mart order (the first ``limit``), by batch."""
     if events is None:
         return
-    for batch in events.filter(pc.field("detection_id") == detection_id).to_batches(10_000):
+    rows = events.filter(pc.field("detection_id") == detection_id)
+    if limit is not None:
+        rows = rows.slice(0, limit)
+    for batch in rows.to_batches(10_000):
         yield from batch.to_pylist()
+
+
+def detection_attachments(events: pa.Table | None) -> list[dict[str, Any]]:
+    """The per-detection CSVs cut at ATTACHMENT_ROWS: file, rows (kept), of (in the mart)."""
+    if events is None or events.num_rows == 0:
+        return []
+    limit = ATTACHMENT_ROWS
+    counts = pc.value_counts(events["detection_id"]).to_pylist()
+    return [
+        {"file": f"detection-{c['values']}.csv", "rows": limit, "of": c["counts"]}
+        for c in sorted(counts, key=lambda c: c["values"])
+        if c["counts"] > limit
+    ]
 
 
 def _attachments(
@@ -136,7 +158,7 @@ def _attachments(
     if validation is not None:
         files[checks.CSV_FILE] = checks.to_csv(validation)
     for det in ctx["detections"]:
-        rows = _detection_rows(events, det["detection_id"])
+        rows = _detection_rows(events, det["detection_id"], ATTACHMENT_ROWS)
         files[f"detection-{det['detection_id']}.csv"] = csvs.to_csv(rows, EVENT_COLUMNS)
     for name, rows in (
         ("users.csv", ctx["all_users"]),
@@ -183,6 +205,7 @@ def build_week_context(
         "summary": summary,
         "events": events,
         "detections": detections,
+        "capped_attachments": detection_attachments(events),
         "overview": _rows(week_dir, "overview"),
         "evidence": sorted(evidence, key=lambda e: (e["master"], e.get("first_event") or "")),
         "evidence_stats": {
@@ -233,6 +256,7 @@ def _manifest(
     validation: dict[str, Any] | None,
     evidence: list[dict[str, Any]],
     attachments: dict[str, bytes],
+    capped: list[dict[str, Any]],
     custody_head: dict[str, Any] | None,
 ) -> dict[str, Any]:
     return {
@@ -252,6 +276,8 @@ def _manifest(
         },
         "evidence": [{k: e.get(k) for k in EVIDENCE_COLUMNS} for e in evidence],
         "attachments": {name: sha256(data) for name, data in sorted(attachments.items())},
+        # attachments cut at ATTACHMENT_ROWS: {file: {rows, of}}; the marts hold every row
+        "attachments_capped": {c["file"]: {"rows": c["rows"], "of": c["of"]} for c in capped},
         "pdf_sha256_note": "the manifest.json next to the PDF carries pdf.sha256; this embedded "
         "copy cannot contain the hash of the file it is inside",
     }
@@ -311,6 +337,7 @@ def render_weekly_report(
         validation=validation,
         evidence=ctx["evidence"],
         attachments=files,
+        capped=ctx["capped_attachments"],
         custody_head=custody_head,
     )
     manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False).encode()

@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pyarrow.compute as pa_compute
 import pytest
 from report_week import CHINESE, HOSTILE_FORMULA, HOSTILE_HTML, render_kwargs, write_empty_week
 from weasyprint.urls import FatalURLFetchingError
@@ -95,6 +96,7 @@ def test_render_weekly_report_attachments(rendered):
     } <= set(files)
     assert manifest["policy"]["sha256"] == "c3" * 32
     assert manifest["validation"]["status"] == "none"
+    assert manifest["attachments_capped"] == {}  # the fixture's lists are short
     assert [e["evidence_sha256"] for e in manifest["evidence"]] == ["a1" * 32, "b2" * 32]
     outer = json.loads(result.manifest.read_text())
     assert outer["pdf"]["sha256"] == result.pdf_sha256
@@ -330,3 +332,36 @@ def test_catalogues_hold_every_template_key_in_both_languages():
     prefixes = {k for k in used if k.endswith(".")}  # _("sev." ~ severity) and the like
     assert used - prefixes <= keys["en"], used - prefixes - keys["en"]
     assert all(any(k.startswith(p) for k in keys["en"]) for p in prefixes)
+
+
+def test_detection_attachments_are_capped_and_say_so(font, week_dir, tmp_path, monkeypatch):
+    """A scan week's millions of findings: each detection CSV keeps its first rows, the
+    manifest and the PDF say how many of how many, the mart keeps them all."""
+    import pyarrow.parquet as pq
+
+    import reports.weekly as weekly
+
+    events = pq.read_table(week_dir / "important_events")
+    counts: dict[str, int] = {}
+    for det in events["detection_id"].to_pylist():
+        counts[det] = counts.get(det, 0) + 1
+    many = sorted(d for d, n in counts.items() if n > 1)
+    assert many, "the fixture week needs a detection with more than one row"
+    monkeypatch.setattr(weekly, "ATTACHMENT_ROWS", 1)
+    result = render_weekly_report(week_dir, tmp_path / "capped", **render_kwargs("en"))
+    files = read_attachments(result.pdf)
+    manifest = json.loads(files["manifest.json"])
+    assert manifest["attachments_capped"] == {
+        f"detection-{d}.csv": {"rows": 1, "of": counts[d]} for d in many
+    }
+    for det in many:
+        lines = files[f"detection-{det}.csv"].decode("utf-8-sig").splitlines()
+        assert len(lines) == 2, (det, lines)  # header + the first row
+        first = events.filter(pa_compute.field("detection_id") == det).slice(0, 1).to_pylist()[0]
+        assert first["request_key"] in lines[1]
+    for det in set(counts) - set(many):
+        assert f"detection-{det}.csv" not in manifest["attachments_capped"]
+    text = " ".join(_text(result.pdf).split())
+    for det in many:
+        assert f"detection-{det}.csv holds the first 1 of {counts[det]} rows" in text
+    assert verify_report(result.pdf) == []
