@@ -195,16 +195,20 @@ def consistency_frame(events_df: DataFrame, marts: Mapping[str, DataFrame]) -> p
     lake, EVENTS columns); ``marts`` every weekly mart by name. Computed once and handed to
     GX as a one-row pandas frame, so GX's several passes do not recompute the joins.
     """
-    lake = _one(
-        events_df,
-        _lake_events=F.count(F.lit(1)),
-        _lake_requests=F.count_distinct(F.col("cluster"), request_key_col()),
-        _lake_ip_requests=F.count_distinct(
-            F.when(F.coalesce(F.size("source_ips"), F.lit(0)) > 0, F.col("cluster")),
-            request_key_col(),
-        ),
+    # one narrow aggregation per request (two count_distincts made Spark expand every event
+    # twice and shuffle both copies)
+    requests = events_df.groupBy("cluster", request_key_col().alias("_key")).agg(
+        F.count(F.lit(1)).alias("_events"),
+        F.max(F.coalesce(F.size("source_ips"), F.lit(0)) > 0).alias("_has_ip"),
     )
-    pointers = events_df.select(*LAKE_POINTER).distinct()
+    lake = _one(
+        requests,
+        _lake_events=_n(F.sum("_events")),
+        _lake_requests=F.count(F.lit(1)),
+        _lake_ip_requests=F.count(F.when(F.col("_has_ip"), F.lit(1))),
+    )
+    # an anti join needs no distinct right side
+    pointers = events_df.select(*LAKE_POINTER)
     parts = [
         _overview(marts["overview"], lake),
         lake,
