@@ -88,18 +88,54 @@ def public_ip_failure_rate(
 def denied_burst(req_df: DataFrame, det: Detection, _config: DetectionsConfig) -> DataFrame:
     """Every 403 of an identity inside a window where it was denied on more than ...
 
-    ... ``distinct_uris`` URIs within ``seconds``.
+    ... ``distinct_uris`` URIs within ``seconds``: a 403 at t is in a burst when some 403 of
+    the same identity at t' in [t, t + seconds] saw more than ``distinct_uris`` distinct URIs
+    among the identity's 403s in [t' - seconds, t'].
+
+    No sliding window frame: Spark re-aggregates a sliding range frame for every row (a scan
+    of 200,000 denials from one identity took tens of minutes and filled the heap). A URI's
+    occurrence at s is "the URI's latest within the span" for t in [s, min(s + span, next
+    occurrence - 1)]; the distinct URIs at t are the intervals covering t, a running sum of
+    +1 at each start and -1 after each end. The next trigger at or after t is a running min
+    in descending time. Both are running frames (one pass), the result the same.
     """
-    t = F.unix_micros(F.col("request_received_ts"))
     span = int(det.thresholds["seconds"]) * 1_000_000
-    by_user = Window.partitionBy("attributed_user").orderBy(t)
-    trailing = F.size(F.collect_set("request_uri").over(by_user.rangeBetween(-span, 0)))
-    denied_df = req_df.filter(
-        (F.col("response_code") == 403) & F.col("attributed_user").isNotNull()
-    ).withColumn("_trigger", (trailing > det.thresholds["distinct_uris"]).cast("int"))
-    in_burst = F.max("_trigger").over(by_user.rangeBetween(0, span))
+    user, uri, t = F.col("attributed_user"), F.col("request_uri"), F.col("_t")
+    denied_df = req_df.filter((F.col("response_code") == 403) & user.isNotNull()).withColumn(
+        "_t", F.unix_micros(F.col("request_received_ts"))
+    )
+    # a URI's interval ends before its next denial (same identity); of denials at the same
+    # instant only the last opens one; collect_set skipped null URIs, so do they
+    next_t = F.lead("_t").over(Window.partitionBy("attributed_user", "request_uri").orderBy("_t"))
+    occ = denied_df.select("attributed_user", "_t", uri, next_t.alias("_next"))
+    opens = uri.isNotNull() & (F.col("_next").isNull() | (F.col("_next") > t))
+    deltas = occ.select(
+        "attributed_user", "_t", F.when(opens, F.lit(1)).otherwise(F.lit(0)).alias("_d")
+    ).unionByName(
+        occ.filter(opens).select(
+            "attributed_user",
+            (F.least(t + F.lit(span), F.col("_next") - 1) + 1).alias("_t"),  # least skips null
+            F.lit(-1).alias("_d"),
+        )
+    )
+    per_user = Window.partitionBy("attributed_user")
+    running = per_user.orderBy("_t").rangeBetween(Window.unboundedPreceding, Window.currentRow)
+    distinct_df = (
+        deltas.groupBy("attributed_user", "_t")
+        .agg(F.sum("_d").alias("_d"))
+        .select("attributed_user", "_t", F.sum("_d").over(running).alias("_distinct"))
+    )
+    # at each instant with a denial: a trigger, and the first trigger at or after it (a
+    # running min in descending time)
+    at_denials = distinct_df.join(
+        denied_df.select("attributed_user", "_t").distinct(), on=["attributed_user", "_t"]
+    )
+    trigger = F.when(F.col("_distinct") > det.thresholds["distinct_uris"], t)
+    later = per_user.orderBy(t.desc()).rangeBetween(Window.unboundedPreceding, Window.currentRow)
+    burst_df = at_denials.withColumn("_in", F.min(trigger).over(later) <= t + F.lit(span))
+    burst_df = burst_df.filter(F.col("_in"))
     return found(
-        denied_df.withColumn("_in", in_burst).filter(F.col("_in") == 1).drop("_trigger", "_in"),
+        denied_df.join(burst_df, on=["attributed_user", "_t"], how="left_semi").drop("_t"),
         det,
         F.concat(F.lit("user:"), F.col("attributed_user")),
     )
