@@ -17,10 +17,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
-from jobs.lake.marts import read_mart_rows, read_mart_table, read_summary
+from jobs.lake.marts import mart_value_counts, read_mart_rows, read_mart_where, read_summary
 from reports import context, csvs
 from reports import validation as checks
 from reports.figures import coverage_rows, week_charts
@@ -119,28 +116,26 @@ def _rows(week_dir: Path, name: str) -> list[dict[str, Any]]:
 
 
 def _detection_rows(
-    events: pa.Table | None, detection_id: str, limit: int | None = None
+    week_dir: Path, detection_id: str, limit: int | None = None
 ) -> Iterator[dict[str, Any]]:
     """The important events of one detection in mart order (the first ``limit``), by batch."""
-    if events is None:
+    rows = read_mart_where(week_dir, "important_events", "detection_id", detection_id, limit)
+    if rows is None:
         return
-    rows = events.filter(pc.field("detection_id") == detection_id)
-    if limit is not None:
-        rows = rows.slice(0, limit)
     for batch in rows.to_batches(10_000):
         yield from batch.to_pylist()
 
 
-def detection_attachments(events: pa.Table | None) -> list[dict[str, Any]]:
-    """The per-detection CSVs cut at ATTACHMENT_ROWS: file, rows (kept), of (in the mart)."""
-    if events is None or events.num_rows == 0:
-        return []
+def detection_attachments(counts: dict[str, int]) -> list[dict[str, Any]]:
+    """The per-detection CSVs cut at ATTACHMENT_ROWS: file, rows (kept), of (in the mart).
+
+    ``counts``: rows of the important_events mart per detection.
+    """
     limit = ATTACHMENT_ROWS
-    counts = pc.value_counts(events["detection_id"]).to_pylist()
     return [
-        {"file": f"detection-{c['values']}.csv", "rows": limit, "of": c["counts"]}
-        for c in sorted(counts, key=lambda c: c["values"])
-        if c["counts"] > limit
+        {"file": f"detection-{det}.csv", "rows": limit, "of": n}
+        for det, n in sorted(counts.items())
+        if n > limit
     ]
 
 
@@ -148,7 +143,6 @@ def _attachments(
     week_dir: Path,
     ctx: dict[str, Any],
     evidence: list[dict[str, Any]],
-    events: pa.Table | None,
     validation: dict[str, Any] | None,
 ) -> dict[str, bytes]:
     files = {
@@ -158,7 +152,7 @@ def _attachments(
     if validation is not None:
         files[checks.CSV_FILE] = checks.to_csv(validation)
     for det in ctx["detections"]:
-        rows = _detection_rows(events, det["detection_id"], ATTACHMENT_ROWS)
+        rows = _detection_rows(week_dir, det["detection_id"], ATTACHMENT_ROWS)
         files[f"detection-{det['detection_id']}.csv"] = csvs.to_csv(rows, EVENT_COLUMNS)
     for name, rows in (
         ("users.csv", ctx["all_users"]),
@@ -192,7 +186,9 @@ def build_week_context(
         coverage = summary.get("coverage")
     if custody_head is None:
         custody_head = (summary.get("provenance") or {}).get("custody_head")
-    events = read_mart_table(week_dir, "important_events")  # Arrow: can be millions of rows
+    # important_events can hold millions of rows (a week under attack): read a detection at
+    # a time, never the whole mart
+    per_detection = mart_value_counts(week_dir, "important_events", "detection_id")
     ips = _rows(week_dir, "source_ips")
     users = _rows(week_dir, "users")
     detections = context.detection_rows(_rows(week_dir, "detections"), summary, t)
@@ -203,9 +199,8 @@ def build_week_context(
     lasts = [e["last_event"] for e in evidence if e.get("last_event")]
     return {
         "summary": summary,
-        "events": events,
         "detections": detections,
-        "capped_attachments": detection_attachments(events),
+        "capped_attachments": detection_attachments(per_detection),
         "overview": _rows(week_dir, "overview"),
         "evidence": sorted(evidence, key=lambda e: (e["master"], e.get("first_event") or "")),
         "evidence_stats": {
@@ -217,7 +212,9 @@ def build_week_context(
         },
         "figures": context.figures_with_deltas(summary, previous_summary, t),
         "has_previous": previous_summary is not None,
-        "findings": context.top_findings(detections, list(_detection_rows(events, "exec")), ips, t),
+        "findings": context.top_findings(
+            detections, list(_detection_rows(week_dir, "exec")), ips, t
+        ),
         "important": context.important_groups(detections, t),
         "matrix": context.resource_matrix(resource_ops),
         "resource_table": context.resource_table(resource_ops),
@@ -326,7 +323,7 @@ def render_weekly_report(
         datetime.fromisoformat(summary["window"]["start"]).astimezone(zone),
         datetime.fromisoformat(summary["window"]["end"]).astimezone(zone),
     )
-    files = _attachments(week_dir, ctx, ctx["evidence"], ctx["events"], validation)
+    files = _attachments(week_dir, ctx, ctx["evidence"], validation)
     manifest = _manifest(
         cluster=cluster,
         week=week,

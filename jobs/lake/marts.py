@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from jobs.settings import Layout
@@ -86,16 +88,32 @@ def read_mart_rows(week_dir: Path, name: str) -> list[dict[str, Any]]:
     return rows
 
 
-def read_mart_table(week_dir: Path, name: str) -> pa.Table | None:
-    """Mart ``name`` as an Arrow table (UTC-aware timestamps), or None when it is missing.
+def read_mart_where(
+    week_dir: Path, name: str, column: str, value: Any, limit: int | None = None
+) -> pa.Table | None:
+    """Rows of mart ``name`` where ``column`` is ``value`` (Arrow, file order); None if missing.
 
-    Columnar, for a mart that can be large (important_events in a week under attack): Python
-    dicts of a million rows take gigabytes.
+    The first ``limit`` rows when given. Reads the row groups whose statistics may hold
+    ``value`` (a mart sorted on ``column`` reads only its own), never the whole mart: one
+    can be large (important_events in a week under attack), and Python dicts of a million
+    rows take gigabytes.
     """
     path = week_dir / name
     if not path.is_dir():
         return None
-    return _utc(pq.read_table(path, coerce_int96_timestamp_unit="us"))
+    scanner = ds.dataset(path, format="parquet").scanner(
+        filter=pc.field(column) == value, use_threads=False
+    )
+    return _utc(scanner.to_table() if limit is None else scanner.head(limit))
+
+
+def mart_value_counts(week_dir: Path, name: str, column: str) -> dict[Any, int]:
+    """How many rows of mart ``name`` have each value of ``column`` (that column read alone)."""
+    path = week_dir / name
+    if not path.is_dir():
+        return {}
+    counts = pc.value_counts(pq.read_table(path, columns=[column])[column]).to_pylist()
+    return {c["values"]: c["counts"] for c in counts}
 
 
 def read_small_mart(week_dir: Path, name: str, max_rows: int) -> pd.DataFrame | None:
