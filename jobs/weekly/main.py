@@ -62,6 +62,7 @@ MART_ORDER: dict[str, tuple[str, ...]] = {
     "policy_findings": ("master", "-events", "check", "rule"),
     "policy_fit": ("master",),
 }
+POLICY_MARTS = ("policy_findings", "policy_fit")  # the last ones written: see run()
 GeoFactory = Callable[[], GeoReader]
 
 
@@ -185,7 +186,14 @@ def run(
             requests_df, week_df, ip_info_df, important_df, observability, policy,
             config.timezone,
         )  # fmt: skip
-        written = {name: _write(spark, df, out / name, name) for name, df in frames.items()}
+        on_requests = [name for name in frames if name not in POLICY_MARTS]
+        written = {name: _write(spark, frames[name], out / name, name) for name in on_requests}
+        # the policy marts read the events, not the requests: give the heap back first (a
+        # week under attack caches millions of requests and findings, and the policy marts'
+        # aggregations then ran out of heap and thrashed in garbage collection)
+        important_df.unpersist()
+        requests_df.unpersist()
+        written |= {name: _write(spark, frames[name], out / name, name) for name in POLICY_MARTS}
         collected = {name: rows for name, rows in written.items() if rows is not None}
         summary = build_summary(
             cluster=config.cluster,
