@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jobs.lake.marts import mart_value_counts, read_mart_rows, read_mart_where, read_summary
+from jobs.lake.marts import (
+    mart_value_counts,
+    read_mart_heads,
+    read_mart_rows,
+    read_mart_where,
+    read_summary,
+)
 from reports import context, csvs
 from reports import validation as checks
 from reports.figures import coverage_rows, week_charts
@@ -115,14 +121,19 @@ def _rows(week_dir: Path, name: str) -> list[dict[str, Any]]:
         return []
 
 
-def _detection_rows(
-    week_dir: Path, detection_id: str, limit: int | None = None
-) -> Iterator[dict[str, Any]]:
-    """The important events of one detection in mart order (the first ``limit``), by batch."""
-    rows = read_mart_where(week_dir, "important_events", "detection_id", detection_id, limit)
+def _detection_rows(week_dir: Path, detection_id: str) -> Iterator[dict[str, Any]]:
+    """All the important events of one detection in mart order, by batch."""
+    rows = read_mart_where(week_dir, "important_events", "detection_id", detection_id)
     if rows is None:
         return
     for batch in rows.to_batches(10_000):
+        yield from batch.to_pylist()
+
+
+def _table_rows(table: Any) -> Iterator[dict[str, Any]]:
+    if table is None:
+        return
+    for batch in table.to_batches(10_000):
         yield from batch.to_pylist()
 
 
@@ -151,8 +162,9 @@ def _attachments(
     }
     if validation is not None:
         files[checks.CSV_FILE] = checks.to_csv(validation)
+    heads = read_mart_heads(week_dir, "important_events", "detection_id", ATTACHMENT_ROWS)
     for det in ctx["detections"]:
-        rows = _detection_rows(week_dir, det["detection_id"], ATTACHMENT_ROWS)
+        rows = _table_rows(heads.get(det["detection_id"]))
         files[f"detection-{det['detection_id']}.csv"] = csvs.to_csv(rows, EVENT_COLUMNS)
     for name, rows in (
         ("users.csv", ctx["all_users"]),

@@ -107,6 +107,30 @@ def read_mart_where(
     return _utc(scanner.to_table() if limit is None else scanner.head(limit))
 
 
+def read_mart_heads(week_dir: Path, name: str, column: str, limit: int) -> dict[Any, pa.Table]:
+    """The first ``limit`` rows of mart ``name`` for each value of ``column``, in file order.
+
+    One pass over the mart a batch at a time, keeping at most ``limit`` rows per value: a
+    week under attack's important_events (millions of rows, a few row groups, so filtering
+    per value would read the whole file once per value) is never loaded whole.
+    """
+    path = week_dir / name
+    if not path.is_dir():
+        return {}
+    parts: dict[Any, list[pa.RecordBatch]] = {}
+    taken: dict[Any, int] = {}
+    for batch in ds.dataset(path, format="parquet").to_batches(use_threads=False):
+        values = batch.column(column)
+        for value in pc.unique(values).to_pylist():
+            room = limit - taken.get(value, 0)
+            if room <= 0:
+                continue
+            rows = batch.filter(pc.equal(values, value)).slice(0, room)
+            parts.setdefault(value, []).append(rows)
+            taken[value] = taken.get(value, 0) + rows.num_rows
+    return {value: _utc(pa.Table.from_batches(b)) for value, b in parts.items()}
+
+
 def mart_value_counts(week_dir: Path, name: str, column: str) -> dict[Any, int]:
     """How many rows of mart ``name`` have each value of ``column`` (that column read alone)."""
     path = week_dir / name
