@@ -233,7 +233,7 @@ def build_week_context(
         "resources": context.resource_details(_rows(week_dir, "resource_detail"), ops),
         "geo": context.geography(ips, t),
         "ips": context.cap(ips, context.CAP, "source_ips.csv"),
-        "alerts": context.alert_ips(ips),
+        "alerts": context.cap(context.alert_ips(ips), context.CAP, "source_ips.csv"),
         "alert_min": context.ALERT_MIN_REQUESTS,
         "alert_rate": context.ALERT_MIN_FAILURE_RATE,
         "users": context.cap(users, context.CAP, "users.csv"),

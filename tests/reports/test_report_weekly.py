@@ -365,3 +365,24 @@ def test_detection_attachments_are_capped_and_say_so(font, week_dir, tmp_path, m
     for det in many:
         assert f"detection-{det}.csv holds the first 1 of {counts[det]} rows" in text
     assert verify_report(result.pdf) == []
+
+
+def test_public_ip_alert_list_is_capped_with_the_rest_in_the_attachment(week_dir, monkeypatch):
+    """A scan from a thousand IPs: the alert table shows CAP of them, says how many more."""
+    from reports import context
+    from reports.weekly import build_week_context
+
+    kw = render_kwargs("en")
+    ctx = build_week_context(
+        week_dir, cluster=kw["cluster"], week=kw["week"], t=Messages("en", kw["timezone"]),
+        evidence=kw["evidence"], previous_summary=None, validation=None,
+    )  # fmt: skip
+    alerting = context.alert_ips(ctx["all_ips"])
+    assert len(alerting) >= 1, "the fixture week needs a public IP over the alert threshold"
+    assert ctx["alerts"] == {"rows": alerting, "more": 0, "file": "source_ips.csv"}
+    monkeypatch.setattr(context, "CAP", 0)
+    ctx = build_week_context(
+        week_dir, cluster=kw["cluster"], week=kw["week"], t=Messages("en", kw["timezone"]),
+        evidence=kw["evidence"], previous_summary=None, validation=None,
+    )  # fmt: skip
+    assert ctx["alerts"] == {"rows": [], "more": len(alerting), "file": "source_ips.csv"}
