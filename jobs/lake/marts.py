@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from jobs.settings import Layout
@@ -88,23 +87,30 @@ def read_mart_rows(week_dir: Path, name: str) -> list[dict[str, Any]]:
     return rows
 
 
-def read_mart_where(
-    week_dir: Path, name: str, column: str, value: Any, limit: int | None = None
-) -> pa.Table | None:
+def read_mart_where(week_dir: Path, name: str, column: str, value: Any) -> pa.Table | None:
     """Rows of mart ``name`` where ``column`` is ``value`` (Arrow, file order); None if missing.
 
-    The first ``limit`` rows when given. Reads the row groups whose statistics may hold
-    ``value`` (a mart sorted on ``column`` reads only its own), never the whole mart: one
-    can be large (important_events in a week under attack), and Python dicts of a million
-    rows take gigabytes.
+    A batch at a time: the mart can be large (important_events in a week under attack), and
+    Python dicts of a million rows take gigabytes.
     """
     path = week_dir / name
     if not path.is_dir():
         return None
-    scanner = ds.dataset(path, format="parquet").scanner(
-        filter=pc.field(column) == value, use_threads=False
-    )
-    return _utc(scanner.to_table() if limit is None else scanner.head(limit))
+    files = sorted(path.glob("*.parquet"))
+    if not files:
+        return None
+    parts = [b.filter(pc.equal(b.column(column), value)) for b in _batches(path)]
+    return _utc(pa.Table.from_batches(parts) if parts else pq.read_schema(files[0]).empty_table())
+
+
+def _batches(path: Path, size: int = 65_536) -> Iterator[pa.RecordBatch]:
+    """The rows of the Parquet files under ``path``, in order, ``size`` rows at a time.
+
+    ParquetFile.iter_batches decodes a batch at a time (a dataset scan read whole row groups
+    ahead: 1.8 GB for a 225 MB important_events).
+    """
+    for file in sorted(path.glob("*.parquet")):
+        yield from pq.ParquetFile(file).iter_batches(batch_size=size, use_threads=False)
 
 
 def read_mart_heads(week_dir: Path, name: str, column: str, limit: int) -> dict[Any, pa.Table]:
@@ -119,7 +125,7 @@ def read_mart_heads(week_dir: Path, name: str, column: str, limit: int) -> dict[
         return {}
     parts: dict[Any, list[pa.RecordBatch]] = {}
     taken: dict[Any, int] = {}
-    for batch in ds.dataset(path, format="parquet").to_batches(use_threads=False):
+    for batch in _batches(path):
         values = batch.column(column)
         for value in pc.unique(values).to_pylist():
             room = limit - taken.get(value, 0)
