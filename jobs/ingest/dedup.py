@@ -67,26 +67,36 @@ def _staged_keys(spark: SparkSession, staged: Path, schema: StructType) -> DataF
     )
 
 
-def losing_rows(keys: DataFrame, known: DataFrame | None, order: DataFrame) -> DataFrame:
+_PAIR = ["cluster", "dedup_key"]
+
+
+def suspect_keys(keys: DataFrame, known: DataFrame | None) -> DataFrame:
+    """The (cluster, dedup_key, ``_known``) pairs staged twice or more, or already in the lake.
+
+    ``keys``: the staged events' (cluster, dedup_key, ...); ``known``: (cluster, dedup_key)
+    already in the lake, or None. One aggregation over the keys (and the lake's).
+    """
+    tagged = keys.select(*_PAIR, F.lit(1).alias("_n"), F.lit(False).alias("_known"))
+    if known is not None:
+        tagged = tagged.unionByName(
+            known.select(*_PAIR, F.lit(0).alias("_n"), F.lit(True).alias("_known"))
+        )
+    return (
+        tagged.groupBy(*_PAIR)
+        .agg(F.sum("_n").alias("_n"), F.max("_known").alias("_known"))
+        .where((F.col("_n") > 1) | (F.col("_known") & (F.col("_n") > 0)))
+        .select(*_PAIR, "_known")
+    )
+
+
+def losing_rows(keys: DataFrame, suspects: DataFrame, order: DataFrame) -> DataFrame:
     """The staged rows (``_file``, evidence_sha256, line_no) whose key another copy holds.
 
     ``keys``: the staged events' (cluster, dedup_key, evidence_sha256, line_no, ``_file``);
-    ``known``: (cluster, dedup_key) already in the lake, or None; ``order``: (evidence_sha256,
-    file_order). One aggregation over the keys (and the lake's) finds the suspect keys; only
-    their rows are ranked.
+    ``suspects``: :func:`suspect_keys`; ``order``: (evidence_sha256, file_order). Only the
+    suspects' rows are ranked.
     """
-    pair = ["cluster", "dedup_key"]
-    tagged = keys.select(*pair, F.lit(1).alias("_n"), F.lit(False).alias("_known"))
-    if known is not None:
-        tagged = tagged.unionByName(
-            known.select(*pair, F.lit(0).alias("_n"), F.lit(True).alias("_known"))
-        )
-    suspects = (
-        tagged.groupBy(*pair)
-        .agg(F.sum("_n").alias("_n"), F.max("_known").alias("_known"))
-        .where((F.col("_n") > 1) | (F.col("_known") & (F.col("_n") > 0)))
-        .select(*pair, "_known")
-    )
+    pair = _PAIR
     rank = Window.partitionBy(*pair).orderBy("file_order", "evidence_sha256", "line_no")
     ranked = (
         keys.join(suspects, on=pair)
@@ -123,9 +133,16 @@ def move_duplicates(
     keys = _staged_keys(spark, staged, schema)
     order = literal_frame(spark, [(f.sha256, i) for i, f in enumerate(framed)], _ORDER_SCHEMA)
     known = known_keys(spark, layout, clusters, lake_days(staged_days(staged)))
+    # written, then read: the suspects are usually none or few, and a join planned with
+    # the aggregation sorted all the staged keys even when it found no suspect
+    suspects_path = staged.parent / "suspects"
+    suspect_keys(keys, known).write.mode("overwrite").parquet(str(suspects_path))
+    suspects = spark.read.parquet(str(suspects_path))
+    if suspects.isEmpty():
+        return 0
     losers_path = staged.parent / "losers"
     # read twice (which files, then which rows): written once, narrow
-    losing_rows(keys, known, order).write.mode("overwrite").parquet(str(losers_path))
+    losing_rows(keys, suspects, order).write.mode("overwrite").parquet(str(losers_path))
     losers = spark.read.parquet(str(losers_path))
     files = sorted(r[0] for r in losers.select(_FILE).distinct().collect())
     if not files:

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import BinaryType, IntegerType, LongType, StringType
+from pyspark.sql.types import BinaryType, BooleanType, IntegerType, LongType, StringType
 
 from jobs.evidence.custody import CollectedRecord
 from jobs.frames import literal_frame, struct_type
@@ -25,8 +25,9 @@ from jobs.ingest.transforms import GZIP_TRUNCATED, OUTPUT_COLUMNS, classify_unra
 _LOW_33_BITS = (1 << 33) - 1
 _S, _L = StringType(), LongType()
 _FILES_SCHEMA = struct_type(
-    evidence_sha256=_S, cluster=_S, master=_S, file_order=IntegerType(), line_offset=_L
-)
+    evidence_sha256=_S, cluster=_S, master=_S, file_order=IntegerType(), line_offset=_L,
+    check_bytes=BooleanType(), check_joined=BooleanType(),
+)  # fmt: skip
 _DAMAGE_SCHEMA = struct_type(
     evidence_sha256=_S, line_no=_L, reason=_S, detail=_S, raw=BinaryType(), raw_length=_L,
     master=_S, cluster=_S, bucket=_S,
@@ -39,7 +40,15 @@ def _lines_df(
     files = literal_frame(
         spark,
         [
-            (f.sha256, meta[f.sha256]["cluster"], meta[f.sha256]["master"], i, line_offset(meta, f))
+            (
+                f.sha256,
+                meta[f.sha256]["cluster"],
+                meta[f.sha256]["master"],
+                i,
+                line_offset(meta, f),
+                f.odd_bytes,
+                f.joined_objects,
+            )
             for i, f in enumerate(framed)
         ],
         _FILES_SCHEMA,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,12 +67,16 @@ def _job(spark: SparkSession, description: str) -> Iterator[None]:
 
 
 def run(
-    spark: SparkSession,
+    session: SparkSession | Callable[[], SparkSession],
     layout: Layout,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     run_id: str | None = None,
 ) -> IngestResult:
-    """Ingest every pending evidence file of the home into its lake, as one committed run."""
+    """Ingest every pending evidence file of the home into its lake, as one committed run.
+
+    ``session``: the SparkSession, or a callable that returns it, called once the files are
+    framed (the CLI starts the JVM in the background while the preflight reads the files).
+    """
     run_id = run_id or new_run_id()
     with lake_lock(layout):
         rolled_back = rollback_uncommitted(layout)
@@ -87,6 +91,7 @@ def run(
         framed = preflight.framed
         if not framed:
             return IngestResult(None, (), rolled_back, refused=refused)
+        spark = session if isinstance(session, SparkSession) else session()
         staged = None
         with one_file_per_partition(spark, framed), _job(spark, "ingest: parse, classify, stage"):
             rows = classified_rows(spark, framed, meta, max_line_bytes)

@@ -13,10 +13,12 @@ one quarantined line (reason ``gzip_truncated``) so that nothing is silently los
 
 from __future__ import annotations
 
+import codecs
 import hashlib
+import re
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -67,6 +69,9 @@ class Framed:
     damage: str | None = None  # gzip problem, if any
     damage_tail: bytes = b""  # the partial line at the point of damage
     actual_sha256: str = ""  # the evidence file's bytes as framed; "" when not hashed
+    # what the per-line checks can skip (see :class:`Scan`); True (check) when not scanned
+    odd_bytes: bool = True  # a NUL byte or bytes that are not UTF-8 somewhere in the file
+    joined_objects: bool = True  # `}{` or `} {` somewhere in the file
 
 
 @dataclass(frozen=True)
@@ -112,20 +117,68 @@ class _Hashing:
         return self._digest.hexdigest()
 
 
-def _count(fh: BinaryIO | _Hashing) -> tuple[int, int]:
-    lines = size = 0
-    last = b"\n"
+_JOINED = re.compile(rb"\} ?\{")
+
+
+@dataclass
+class Scan:
+    """Facts of a whole file that let Spark skip per-line checks.
+
+    A line is a run of the file's bytes between newlines, and no pattern below contains a
+    newline (nor can a newline be part of a UTF-8 sequence): a file without NUL bytes and
+    wholly valid UTF-8 has no line with a NUL or invalid UTF-8, and a file without `}{` or
+    `} {` has no line showing them. Only the files where a fact fails pay for the per-line
+    check (in :mod:`jobs.ingest.transforms`); the checks and their reasons stay the same.
+    """
+
+    lines: int = 0
+    size: int = 0
+    odd_bytes: bool = False
+    joined_objects: bool = False
+    _tail: bytes = b""  # the last two bytes read so far
+    _utf8: codecs.IncrementalDecoder = field(
+        default_factory=lambda: codecs.getincrementaldecoder("utf-8")()
+    )
+
+    def feed(self, chunk: bytes) -> None:
+        """Account for the next chunk of the file."""
+        self.lines += chunk.count(b"\n")
+        self.size += len(chunk)
+        if not self.odd_bytes:
+            if b"\x00" in chunk:
+                self.odd_bytes = True
+            else:
+                try:
+                    self._utf8.decode(chunk)
+                except UnicodeDecodeError:
+                    self.odd_bytes = True
+        if not self.joined_objects:
+            # a pattern may straddle the seam with the bytes before (the last two of them)
+            seam = self._tail + chunk[:2]
+            self.joined_objects = bool(_JOINED.search(seam) or _JOINED.search(chunk))
+        self._tail = (self._tail + chunk[-2:])[-2:]
+
+    def close(self) -> None:
+        """End of file: a multi-byte sequence cut short is not UTF-8."""
+        if not self.odd_bytes:
+            try:
+                self._utf8.decode(b"", final=True)
+            except UnicodeDecodeError:
+                self.odd_bytes = True
+
+    @property
+    def physical_lines(self) -> int:
+        """Newlines, plus one for a final line without a newline."""
+        return self.lines + (1 if self._tail[-1:] not in (b"\n", b"") else 0)
+
+
+def scan(fh: BinaryIO | _Hashing) -> Scan:
+    """Read ``fh`` to its end: line count, size and the facts of :class:`Scan`."""
+    out = Scan()
     while chunk := fh.read(CHUNK):
-        lines += chunk.count(b"\n")
-        size += len(chunk)
-        last = chunk[-1:]
-    return lines + (1 if last != b"\n" else 0), size
-
-
-def count_lines(path: Path) -> tuple[int, int]:
-    """(lines, bytes): newlines, plus one for a final line without a newline."""
-    with open(path, "rb") as fh:
-        return _count(fh)
+        out.feed(chunk)
+    out.close()
+    return out
 
 
 def is_gzip(path: Path) -> bool:
@@ -212,16 +265,22 @@ def frame(
     with open(evidence, "rb") as raw:
         fh = _Hashing(raw)
         if not compressed:
-            lines, size = _count(fh)
-            return Framed(sha256, evidence, lines, size, False, actual_sha256=fh.hexdigest())
+            facts = scan(fh)
+            return Framed(
+                sha256, evidence, facts.physical_lines, facts.size, False,
+                actual_sha256=fh.hexdigest(), odd_bytes=facts.odd_bytes,
+                joined_objects=facts.joined_objects,
+            )  # fmt: skip
         staging.mkdir(parents=True, exist_ok=True)
         plain = staging / sha256
         damage, tail = _salvage(fh, plain, max_decompressed, evidence.stat().st_size)
         actual = fh.hexdigest()  # past a damaged stream: the rest is read and hashed too
-    lines, size = count_lines(plain)
+    with open(plain, "rb") as decompressed:
+        facts = scan(decompressed)
     return Framed(
-        sha256, plain, lines, size, True, damage=damage, damage_tail=tail, actual_sha256=actual
-    )
+        sha256, plain, facts.physical_lines, facts.size, True, damage=damage, damage_tail=tail,
+        actual_sha256=actual, odd_bytes=facts.odd_bytes, joined_objects=facts.joined_objects,
+    )  # fmt: skip
 
 
 def frame_pending(layout: Layout, pending: Sequence[CollectedRecord], staging: Path) -> Preflight:

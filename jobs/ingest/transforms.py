@@ -2,7 +2,10 @@
 
 Input of ``classify_lines``: one row per physical line with ``value`` (the line as read by
 Spark's text source, bytes unvalidated), ``evidence_sha256``, ``line_no``, ``master``,
-``cluster``, ``file_order``. Every row leaves with exactly one ``bucket``:
+``cluster``, ``file_order``; optionally ``check_bytes`` and ``check_joined``, false where
+ingest's preflight found the whole file free of NUL/invalid UTF-8 bytes or of `}{` (then
+no line of it can fail that check, and the line skips it). Every row leaves with exactly one
+``bucket``:
 ``event`` | ``duplicate`` | ``quarantined`` | ``blank``; quarantined rows carry ``reason``.
 No Python UDFs: Spark SQL built-ins only.
 """
@@ -68,22 +71,32 @@ def _has_two_objects(text: Column) -> Column:
     return F.contains(text, F.lit(_TWO_OBJECTS[0])) | F.contains(text, F.lit(_TWO_OBJECTS[1]))
 
 
-def _two_objects(col: Column) -> Column:
-    """True for `{...}{...}` on one line; the regex runs only on lines showing the pattern."""
+def _two_objects(col: Column, gate: Column) -> Column:
+    """True for `{...}{...}` on one line; the regex runs only on lines showing the pattern.
+
+    ``gate``: false for the lines of a file that has no `}{` or `} {` at all.
+    """
     return F.when(
-        _has_two_objects(col), _has_two_objects(F.regexp_replace(col, _STRING_LITERAL, '""'))
+        gate & _has_two_objects(col),
+        _has_two_objects(F.regexp_replace(col, _STRING_LITERAL, '""')),
     ).otherwise(F.lit(False))
+
+
+def _flag(df: DataFrame, name: str) -> Column:
+    """A per-file check flag column, or true (check every line) when the input has none."""
+    return F.col(name) if name in df.columns else F.lit(True)
 
 
 def with_line_checks(df: DataFrame, max_line_bytes: int) -> DataFrame:
     """Byte-level checks and the JSON parse (only for lines that pass them)."""
     value = F.col("value")
     size = F.octet_length(value)
+    check = _flag(df, "check_bytes")  # `&` short-circuits: clean files skip both scans
     # contains() scans bytes; instr() steps through characters, several times slower
     byte_reason = (
         F.when(size > max_line_bytes, F.lit(TOO_LONG))
-        .when(~F.is_valid_utf8(value), F.lit(INVALID_UTF8))
-        .when(F.contains(value, F.lit("\x00")), F.lit(NUL_BYTES))
+        .when(check & ~F.is_valid_utf8(value), F.lit(INVALID_UTF8))
+        .when(check & F.contains(value, F.lit("\x00")), F.lit(NUL_BYTES))
     )
     # trim() copies the line: only lines that do not start with "{" (rare) pay for it
     blank = ~F.startswith(value, F.lit("{")) & (F.octet_length(_trim_value("BOTH")) == 0)
@@ -115,6 +128,7 @@ def _timestamps(j: Column) -> tuple[Column, Column]:
 def with_reason(df: DataFrame) -> DataFrame:
     """The quarantine reason of each non-blank line (null = a candidate event)."""
     value, j = F.col("value"), F.col("j")
+    joined = _flag(df, "check_joined")
     received, _ = _timestamps(j)
     corrupt = j[CORRUPT].isNotNull()
     json_value = F.try_parse_json(value)  # evaluated only for the rare corrupt lines
@@ -123,7 +137,7 @@ def with_reason(df: DataFrame) -> DataFrame:
         .when(F.col("byte_reason").isNotNull(), F.col("byte_reason"))
         .when(corrupt & json_value.isNull(), F.lit(NOT_JSON))
         .when(corrupt & ~F.ltrim(value).startswith("{"), F.lit(NOT_OBJECT))
-        .when(~_ends_with_brace(value) | _two_objects(value), F.lit(NOT_JSON))
+        .when(~_ends_with_brace(value) | _two_objects(value, joined), F.lit(NOT_JSON))
         .when(corrupt, F.lit(BAD_TYPES))
         .when(F.coalesce(j["kind"], F.lit("")) != "Event", F.lit(NOT_EVENT))
         .when(received.isNull(), F.lit(NO_TIMESTAMP))
@@ -139,7 +153,7 @@ def with_reason(df: DataFrame) -> DataFrame:
     detail = (
         F.when(
             r == NOT_JSON,
-            F.when(_two_objects(value), F.lit("more than one JSON value on the line"))
+            F.when(_two_objects(value, joined), F.lit("more than one JSON value on the line"))
             .when(json_value.isNull(), F.lit("malformed JSON"))
             .otherwise(F.lit("trailing data after the JSON object")),
         )

@@ -345,3 +345,38 @@ def test_evidence_missing_from_the_store_commits_nothing(spark, tmp_path, collec
         ingest(spark, layout)
     assert err.value.exit_code == EXIT_DATA
     assert read_ledger(layout) == []
+
+
+ONE_FLAW = {  # file -> (the one odd line, its reason); the preflight flags only that file
+    "kubernetes-2026-11-19T00-00-00.000.audit": (
+        ev(3001).encode().replace(b"alice", b"al\xffice"),
+        "invalid_utf8",
+    ),
+    "kubernetes-2026-11-19T01-00-00.000.audit": (
+        ev(3002).encode().replace(b"alice", b"al\x00ice"),
+        "nul_bytes",
+    ),
+    "kubernetes-2026-11-19T02-00-00.000.audit": (ev(3003).encode() + ev(3004).encode(), "not_json"),
+    "kubernetes-2026-11-19T03-00-00.000.audit": (ev(3005, userAgent="a}{b").encode(), None),
+}
+
+
+def test_a_flaw_is_found_whichever_check_its_file_needs(spark, collect_dirs, tmp_path):
+    """Each file has one flaw (or a `}{` inside a string): the per-file flags gate exactly it."""
+    m = tmp_path / "m1"
+    m.mkdir()
+    for k, (name, (line, _)) in enumerate(ONE_FLAW.items()):
+        good = [ev(4000 + 10 * k + i).encode() for i in range(3)]
+        (m / name).write_bytes(b"\n".join([good[0], line, *good[1:]]) + b"\n")
+    layout = collect_dirs({"m1": m})
+    result = ingest(spark, layout, max_line_bytes=MAX_LINE)
+    by_file = {e.file: e for e in result.files}
+    quarantine = spark.read.parquet(str(layout.quarantine)).collect()
+    for name, (line, reason) in ONE_FLAW.items():
+        entry = by_file[name]
+        rows = [r for r in quarantine if r.evidence_sha256 == entry.evidence_sha256]
+        if reason is None:
+            assert (entry.events, entry.quarantined, rows) == (4, 0, []), name
+        else:
+            assert (entry.events, entry.quarantined) == (3, 1), name
+            assert [(r.line_no, r.reason, bytes(r.raw)) for r in rows] == [(2, reason, line)]
