@@ -183,8 +183,6 @@ def collect(config_path: str, home: str | None) -> None:
 )
 def ingest(home: str | None, max_line_bytes: int | None, validate: bool) -> None:
     """Parse every evidence file not yet ingested into the Parquet lake."""
-    from concurrent.futures import ThreadPoolExecutor
-
     from jobs._session import get_spark
     from jobs.errors import DataError
     from jobs.ingest import main as ingest_main
@@ -195,10 +193,11 @@ def ingest(home: str | None, max_line_bytes: int | None, validate: bool) -> None
     layout = _home(home)
     _writable(layout.lake)  # fail before Spark starts: a read-only home, a damaged ledger
     read_ledger(layout)
-    with step(click.echo, "ingest (Spark)"), ThreadPoolExecutor(1) as pool:
-        # the JVM starts while the preflight hashes and scans the files
-        starting = pool.submit(get_spark, "kaudit-ingest")
-        result = ingest_main.run(starting.result, layout, max_line_bytes or DEFAULT_MAX_LINE_BYTES)
+    with step(click.echo, "ingest (Spark)"):
+        # a callable: the JVM starts while the preflight reads the pending files
+        result = ingest_main.run(
+            lambda: get_spark("kaudit-ingest"), layout, max_line_bytes or DEFAULT_MAX_LINE_BYTES
+        )
     if result.files:
         print_ledger(result.files)
         click.echo(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,8 +75,9 @@ def run(
 ) -> IngestResult:
     """Ingest every pending evidence file of the home into its lake, as one committed run.
 
-    ``session``: the SparkSession, or a callable that returns it, called once the files are
-    framed (the CLI starts the JVM in the background while the preflight reads the files).
+    ``session``: the SparkSession, or a callable that starts it (the CLI's): then called only
+    when files are pending, while the preflight reads them in a second thread (hashing
+    releases the GIL; the JVM's start is mostly another process).
     """
     run_id = run_id or new_run_id()
     with lake_lock(layout):
@@ -85,13 +87,19 @@ def run(
             return IngestResult(None, (), rolled_back)
         started = time.monotonic()
         meta = {r["sha256"]: r for r in pending}
-        preflight = frame_pending(layout, pending, staging_dir(layout, run_id) / "plain")
+        staging = staging_dir(layout, run_id) / "plain"
+        if isinstance(session, SparkSession):
+            spark, preflight = session, frame_pending(layout, pending, staging)
+        else:
+            with ThreadPoolExecutor(1, thread_name_prefix="kaudit-preflight") as pool:
+                framing = pool.submit(frame_pending, layout, pending, staging)
+                spark = session()
+                preflight = framing.result()
         refused = tuple(preflight.refused)
         record_refusals(layout, refused)
         framed = preflight.framed
         if not framed:
             return IngestResult(None, (), rolled_back, refused=refused)
-        spark = session if isinstance(session, SparkSession) else session()
         staged = None
         with one_file_per_partition(spark, framed), _job(spark, "ingest: parse, classify, stage"):
             rows = classified_rows(spark, framed, meta, max_line_bytes)
