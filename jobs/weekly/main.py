@@ -186,14 +186,21 @@ def run(
             requests_df, week_df, ip_info_df, important_df, observability, policy,
             config.timezone,
         )  # fmt: skip
-        on_requests = [name for name in frames if name not in POLICY_MARTS]
-        written = {name: _write(spark, frames[name], out / name, name) for name in on_requests}
-        # the policy marts read the events, not the requests: give the heap back first (a
-        # week under attack caches millions of requests and findings, and the policy marts'
-        # aggregations then ran out of heap and thrashed in garbage collection)
-        important_df.unpersist()
-        requests_df.unpersist()
-        written |= {name: _write(spark, frames[name], out / name, name) for name in POLICY_MARTS}
+        # Each cache is released as soon as nothing left reads it (a week under attack caches
+        # millions of requests and important events; the later aggregations then ran out of
+        # memory). important_events (the first reader of its cache) is written while the
+        # requests it is computed from are still cached.
+        on_important = ("important_events", "detections")
+        on_requests = [name for name in frames if name not in (*on_important, *POLICY_MARTS)]
+        written: dict[str, list[dict[str, Any]] | None] = {}
+        for names, release in (
+            ((*on_requests, on_important[0]), requests_df),
+            (on_important[1:], important_df),
+            (POLICY_MARTS, None),
+        ):
+            written |= {name: _write(spark, frames[name], out / name, name) for name in names}
+            if release is not None:
+                release.unpersist()
         collected = {name: rows for name, rows in written.items() if rows is not None}
         summary = build_summary(
             cluster=config.cluster,

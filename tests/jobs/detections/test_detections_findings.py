@@ -4,6 +4,7 @@ import datetime as dt
 import json
 
 import pytest
+from pyspark.sql import functions as F
 
 from jobs.config import DetectionsConfig
 from jobs.detections.catalogue import BODY_RESOURCES, CATALOGUE, DETECTION_IDS
@@ -500,3 +501,29 @@ def test_summarise_detections_counts_and_not_observable(spark, hits):
     rate = rows["public-ip-failure-rate"]
     assert (rate.requests, rate.findings) == (11, 1)
     assert rows["exec"].status == "ok"
+
+
+def test_summarise_detections_counts_as_count_distinct(spark):
+    """Repeated rows, null finding keys and a null request key count as count_distinct does."""
+    rows = [
+        ("exec", "r1", None),
+        ("exec", "r1", None),  # the same request twice
+        ("exec", "r2", "w1"),
+        ("exec", "r3", "w1"),
+        ("exec", None, None),  # counted in neither
+        ("secret-read", None, "u1"),  # a finding without a request key
+        ("secret-read", "r4", "u1"),
+    ]
+    df = spark.createDataFrame(rows, "detection_id string, request_key string, finding_key string")
+    got = {r.detection_id: (r.requests, r.findings) for r in summarise_detections(df).collect()}
+    expected = {
+        r.detection_id: (r.n, r.f)
+        for r in df.groupBy("detection_id")
+        .agg(
+            F.count_distinct("request_key").alias("n"),
+            F.count_distinct(F.coalesce("finding_key", "request_key")).alias("f"),
+        )
+        .collect()
+    }
+    assert expected == {"exec": (3, 2), "secret-read": (1, 1)}
+    assert {k: got[k] for k in expected} == expected
