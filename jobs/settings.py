@@ -7,6 +7,8 @@ its names are re-exported here for callers that want one import).
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -171,6 +173,9 @@ class SparkSettings:
     driver_host: str = "127.0.0.1"
     java_options: str = "-XX:MaxDirectMemorySize=512m"
     log_level: str = "ERROR"
+    # the JVM's class-data-sharing archive of Spark's classes (``python -m jobs.cds``, run by
+    # ``make install``); "" = none. Used only when the file exists.
+    cds_archive: str = str(Path(sys.prefix) / "kaudit-spark-classes.jsa")
 
 
 def spark_settings(config_master: str | None = None) -> SparkSettings:
@@ -190,10 +195,18 @@ def spark_settings(config_master: str | None = None) -> SparkSettings:
         driver_host=env.get("KAUDIT_SPARK_HOST", defaults.driver_host),
         java_options=env.get("KAUDIT_SPARK_JAVA_OPTS", defaults.java_options),
         log_level=env.get("KAUDIT_SPARK_LOG_LEVEL", defaults.log_level),
+        cds_archive=env.get("KAUDIT_SPARK_CDS", defaults.cds_archive),
     )
     env.setdefault("MALLOC_ARENA_MAX", "2")
     env.setdefault("SPARK_LOCAL_IP", settings.driver_host)
     return settings
+
+
+def java_command() -> str:
+    """The java that Spark's launcher runs: ``$JAVA_HOME/bin/java``, else the one on PATH."""
+    home = os.environ.get("JAVA_HOME")
+    found = shutil.which("java", path=str(Path(home) / "bin")) if home else None
+    return found or shutil.which("java") or "java"
 
 
 @dataclass(frozen=True)
