@@ -77,8 +77,8 @@ def request_predicates(config: DetectionsConfig | None = None) -> dict[str, Colu
     return {d.id: d.predicate(config) for d in active_detections(config) if d.predicate}
 
 
-def _per_request(req_df: DataFrame, config: DetectionsConfig) -> DataFrame:
-    predicates = request_predicates(config)
+def _per_request(req_df: DataFrame, predicates: Mapping[str, Column]) -> DataFrame:
+    """One row per (request, hit) of the per-request ``predicates`` (id -> predicate)."""
     hits = F.array(*[F.when(pred, F.lit(i)) for i, pred in predicates.items()])
     # the filter first: the OR stops at a row's first hit, and the array of hits is built only
     # for the few rows that have one (not for every request of the week)
@@ -90,24 +90,19 @@ def _per_request(req_df: DataFrame, config: DetectionsConfig) -> DataFrame:
     )
 
 
+def _hits(req_df: DataFrame, detections: list[Detection], config: DetectionsConfig) -> DataFrame:
+    """The hits of ``detections``: the per-request ones in one pass, then each windowed one."""
+    predicates = {d.id: d.predicate(config) for d in detections if d.predicate}
+    windowed = [d.finder(req_df, d, config) for d in detections if d.finder is not None]
+    return reduce(DataFrame.unionByName, windowed, _per_request(req_df, predicates))
+
+
 def _severity() -> Column:
     expr = None
     for d in CATALOGUE:
         hit = F.col("detection_id") == d.id
         expr = F.when(hit, F.lit(d.severity)) if expr is None else expr.when(hit, d.severity)
     return expr if expr is not None else F.lit(None)
-
-
-def _by_workload(hits_df: DataFrame, req_df: DataFrame, config: DetectionsConfig) -> DataFrame:
-    ids = [d.id for d in active_detections(config) if d.per_workload]
-    is_grouped = F.col("detection_id").isin(*ids) if ids else F.lit(False)
-    other_df = hits_df.filter(~is_grouped).withColumns(
-        {"workload": F.lit(None).cast("string"), "written_by": F.lit(None).cast("string")}
-    )
-    if not ids:
-        return other_df
-    grouped_df = with_workload_key(hits_df.filter(is_grouped), workload_objects(req_df))
-    return other_df.unionByName(grouped_df)
 
 
 def find_important_events(
@@ -125,11 +120,18 @@ def find_important_events(
     req_df = with_client_scope(requests_df, ip_info_df)
     if "client_risk_reasons" not in req_df.columns:
         req_df = req_df.withColumn("client_risk_reasons", F.lit(None).cast("array<string>"))
-    windowed = [
-        d.finder(req_df, d, config) for d in active_detections(config) if d.finder is not None
-    ]
-    hits_df = reduce(DataFrame.unionByName, windowed, _per_request(req_df, config))
-    hits_df = _by_workload(hits_df, req_df, config)
+    active = active_detections(config)
+    # Two sets of hits, each computed once: the per-workload detections' (keyed by workload)
+    # and the others'. (Split after the union, the union's per-request pass ran twice.)
+    hits_df = _hits(req_df, [d for d in active if not d.per_workload], config).withColumns(
+        {"workload": F.lit(None).cast("string"), "written_by": F.lit(None).cast("string")}
+    )
+    per_workload = [d for d in active if d.per_workload]
+    if per_workload:
+        grouped_df = with_workload_key(
+            _hits(req_df, per_workload, config), workload_objects(req_df)
+        )
+        hits_df = hits_df.unionByName(grouped_df)
     is_connect = F.col("subresource").isin("exec", "attach")
     derived = ("severity", "pod", "container", "command")
     return hits_df.select(

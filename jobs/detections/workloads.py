@@ -93,26 +93,25 @@ def with_workload_key(hits_df: DataFrame, objects_df: DataFrame) -> DataFrame:
     ns = F.coalesce(F.col("namespace"), F.lit(""))
     self_ref = F.struct(kind_col().alias("kind"), object_name_col().alias("name"))
     direct_df = hits_df.withColumns({"_ns_h": ns, "_direct": F.coalesce(owner_col(), self_ref)})
-    links = F.broadcast(
-        objects_df.filter(F.col("_parent").isNotNull()).select(
-            F.col("_ns").alias("_l_ns"), F.col("_kind").alias("_l_kind"),
-            F.col("_name").alias("_l_name"), F.col("_parent").alias("_up"),
+    # one broadcast table for both lookups (the plan reuses it; it was built twice)
+    objects = F.broadcast(
+        objects_df.select(
+            F.col("_ns").alias("_o_ns"), F.col("_kind").alias("_o_kind"),
+            F.col("_name").alias("_o_name"), F.col("_parent").alias("_o_parent"),
         )
     )  # fmt: skip
     direct = F.col("_direct")
-    up_df = direct_df.join(
-        links,
-        (F.col("_ns_h") == F.col("_l_ns"))
-        & (direct["kind"] == F.col("_l_kind"))
-        & (direct["name"] == F.col("_l_name")),
-        how="left",
-    ).drop("_l_ns", "_l_kind", "_l_name")
-    known = F.broadcast(
-        objects_df.select(
-            F.col("_ns").alias("_k_ns"), F.col("_kind").alias("_k_kind"),
-            F.col("_name").alias("_k_name"),
+    up_df = (
+        direct_df.join(
+            objects,
+            (F.col("_ns_h") == F.col("_o_ns"))
+            & (direct["kind"] == F.col("_o_kind"))
+            & (direct["name"] == F.col("_o_name")),
+            how="left",
         )
-    )  # fmt: skip
+        .withColumnRenamed("_o_parent", "_up")
+        .drop("_o_ns", "_o_kind", "_o_name")
+    )
     guess = F.lit(None).cast("struct<kind:string,name:string>")
     for child, parent, pattern in _PARENT_BY_SUFFIX:
         cand = F.nullif(F.regexp_extract(F.col("_direct")["name"], pattern, 1), F.lit(""))
@@ -124,14 +123,14 @@ def with_workload_key(hits_df: DataFrame, objects_df: DataFrame) -> DataFrame:
     guessed = F.col("_guess")
     joined_df = (
         guessed_df.join(
-            known,
-            (F.col("_ns_h") == F.col("_k_ns"))
-            & (guessed["kind"] == F.col("_k_kind"))
-            & (guessed["name"] == F.col("_k_name")),
+            objects,
+            (F.col("_ns_h") == F.col("_o_ns"))
+            & (guessed["kind"] == F.col("_o_kind"))
+            & (guessed["name"] == F.col("_o_name")),
             how="left",
         )
-        .withColumn("_guess_known", F.col("_k_name").isNotNull())
-        .drop("_k_ns", "_k_kind", "_k_name")
+        .withColumn("_guess_known", F.col("_o_name").isNotNull())
+        .drop("_o_ns", "_o_kind", "_o_name", "_o_parent")
     )
     top = F.coalesce(F.col("_up"), F.when(F.col("_guess_known"), F.col("_guess")), F.col("_direct"))
     name = F.concat_ws("/", F.col("_ns_h"), top["kind"], F.coalesce(top["name"], F.lit("?")))
