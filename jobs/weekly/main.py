@@ -11,12 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
+from jobs.config import DetectionsConfig
 from jobs.detections.findings import (
     detection_statuses,
     find_important_events,
@@ -66,19 +68,12 @@ POLICY_MARTS = ("policy_findings", "policy_fit")  # the last ones written: see r
 GeoFactory = Callable[[], GeoReader]
 
 
-def _marts(
-    requests_df: DataFrame,
-    week_df: DataFrame,
-    ip_info_df: DataFrame,
-    important_df: DataFrame,
-    observability: tuple[dict[str, str], dict[str, str]],
-    policy: Policy,
-    timezone: str,
+def _request_marts(
+    requests_df: DataFrame, ip_info_df: DataFrame, timezone: str
 ) -> dict[str, DataFrame]:
+    """The marts computed from the cached requests alone (quick to plan)."""
     return {
         "overview": marts.summarise_overview(requests_df, timezone=timezone),
-        "important_events": important_df,
-        "detections": summarise_detections(important_df, *observability),
         "resource_operations": marts.summarise_resource_operations(requests_df),
         "resource_detail": marts.summarise_resource_detail(requests_df),
         "resource_detail_operations": marts.select_resource_operation_list(requests_df),
@@ -86,6 +81,24 @@ def _marts(
         "users": identities.summarise_users(requests_df),
         "impersonation": identities.summarise_impersonation(requests_df),
         "crd_operations": marts.summarise_crd_operations(requests_df),
+    }
+
+
+def _detection_and_policy_marts(
+    requests_df: DataFrame,
+    week_df: DataFrame,
+    ip_info_df: DataFrame,
+    observability: tuple[dict[str, str], dict[str, str]],
+    policy: Policy,
+    detections: DetectionsConfig,
+) -> dict[str, DataFrame]:
+    """important_events (persisted: two marts read it), detections and the policy marts."""
+    important_df = find_important_events(requests_df, ip_info_df, detections).persist(
+        StorageLevel.MEMORY_AND_DISK
+    )
+    return {
+        "important_events": important_df,
+        "detections": summarise_detections(important_df, *observability),
         # conformance of the week's events to the cluster's audit policy
         "policy_findings": summarise_policy_findings(week_df, policy),
         "policy_fit": summarise_policy_fit(week_df, policy),
@@ -178,27 +191,30 @@ def run(
         # the cluster's allow-lists and threat data (issue 11): risky IPs, "not configured"
         ip_info_df = with_ip_risk(spark, ip_info_df, config.detections)
         observability = detection_statuses(observability, config.detections)
-        important_df = find_important_events(requests_df, ip_info_df, config.detections).persist(
-            StorageLevel.MEMORY_AND_DISK
-        )  # one mart, and the detection counts
         out = mart_dir(layout, config.cluster, week)
-        frames = _marts(
-            requests_df, week_df, ip_info_df, important_df, observability, policy,
-            config.timezone,
-        )  # fmt: skip
-        # Each cache is released as soon as nothing left reads it (a week under attack caches
-        # millions of requests and important events; the later aggregations then ran out of
-        # memory). important_events (the first reader of its cache) is written while the
-        # requests it is computed from are still cached.
-        on_important = ("important_events", "detections")
-        on_requests = [name for name in frames if name not in (*on_important, *POLICY_MARTS)]
         written: dict[str, list[dict[str, Any]] | None] = {}
+        # Planning the detection and policy marts takes seconds of driver time (some 50,000
+        # py4j calls); a second thread plans them while the request marts run. Each cache is
+        # released as soon as nothing left reads it (a week under attack caches millions of
+        # requests and important events; the later aggregations then ran out of memory):
+        # important_events is written while the requests it is computed from are cached.
+        with ThreadPoolExecutor(1, thread_name_prefix="kaudit-plan") as planner:
+            planning = planner.submit(
+                _detection_and_policy_marts, requests_df, week_df, ip_info_df, observability,
+                policy, config.detections,
+            )  # fmt: skip
+            try:
+                for name, df in _request_marts(requests_df, ip_info_df, config.timezone).items():
+                    written[name] = _write(spark, df, out / name, name)
+            finally:
+                planned = planning.result()
+                important_df = planned["important_events"]
         for names, release in (
-            ((*on_requests, on_important[0]), requests_df),
-            (on_important[1:], important_df),
+            (("important_events",), requests_df),
+            (("detections",), important_df),
             (POLICY_MARTS, None),
         ):
-            written |= {name: _write(spark, frames[name], out / name, name) for name in names}
+            written |= {name: _write(spark, planned[name], out / name, name) for name in names}
             if release is not None:
                 release.unpersist()
         collected = {name: rows for name, rows in written.items() if rows is not None}
