@@ -140,29 +140,70 @@ def explode_policy_findings(df: DataFrame, policy: Policy) -> DataFrame:
     )
 
 
-def explode_event_findings(events_df: DataFrame, policy: Policy) -> DataFrame:
-    """Per-event findings (C1–C12) in the FINDING_COLUMNS shape; ``rule`` = policy_rule."""
-    return (
-        explode_policy_findings(events_df, policy)
-        .withColumn("rule", F.col("policy_rule"))
-        .select(*FINDING_COLUMNS)
+# what a finding keeps of its event (FINDING_COLUMNS but the mart keys)
+_EVENT_FIELDS = tuple(c for c in FINDING_COLUMNS if c not in MART_KEYS)
+_FIT_KEYS = ("cluster", "master", "_group", "_target", "policy_level", "level")
+
+
+def summarise_policy_events(events_df: DataFrame, policy: Policy) -> DataFrame:
+    """Both policy marts' input, in one pass over the events: ``_events`` per group.
+
+    Requires the EVENTS columns. Groups are the policy-fit pattern (cluster, master, ``_group``
+    = API group of a resource request, ``_target`` = resource[/subresource] or the URL path,
+    policy_level, level), the event's ``rule`` and ``_event``: null for an event without
+    findings, else the event's finding fields and ``findings`` (array<struct<check,
+    severity>>). So the frame is as small as the week's patterns plus its events with
+    findings; read it twice (``policy_findings_from``, ``policy_fit_from``) and cache it.
+    """
+    evaluated_df = with_policy_findings(events_df, policy)
+    is_resource = F.coalesce(F.col("object_ref_present"), F.lit(False))
+    target = F.when(
+        is_resource,
+        F.when(F.coalesce(F.col("subresource"), F.lit("")) == "", F.col("resource")).otherwise(
+            F.concat_ws("/", F.col("resource"), F.col("subresource"))
+        ),
+    ).otherwise(F.substring_index(F.col("request_uri"), "?", 1))
+    event = F.when(
+        F.size("policy_findings") > 0,
+        F.struct(*[F.col(c) for c in _EVENT_FIELDS], F.col("policy_findings").alias("findings")),
     )
+    return evaluated_df.groupBy(
+        "cluster", "master",
+        F.when(is_resource, F.coalesce(F.col("api_group"), F.lit(""))).alias("_group"),
+        target.alias("_target"), "policy_level", "level",
+        # top level, not in _event: the mart's column keeps the type Spark infers for it
+        F.col("policy_rule").alias("rule"), event.alias("_event"),
+    ).agg(F.count(F.lit(1)).alias("_events"))  # fmt: skip
 
 
-def summarise_policy_findings(
-    events_df: DataFrame, policy: Policy, extra_findings_df: DataFrame | None = None
+def policy_findings_from(
+    policy_events_df: DataFrame, extra_findings_df: DataFrame | None = None
 ) -> DataFrame:
-    """The ``policy_findings`` mart: one row per (cluster, master, rule, check, severity).
+    """The ``policy_findings`` mart from ``summarise_policy_events``.
 
-    Requires the EVENTS columns. ``events`` counts finding rows, ``requests`` distinct audit
-    ids, ``example_events`` holds up to 5 structs ordered by request_received_ts,
-    evidence_sha256, line_no.
+    One row per (cluster, master, rule, check, severity). ``events`` counts finding rows,
+    ``requests`` distinct audit ids, ``example_events`` holds up to 5 structs ordered by
+    request_received_ts, evidence_sha256, line_no.
 
     Extension point: findings that are not per-event (e.g. evidence gaps, which need other
     inputs than one event) come in as ``extra_findings_df`` with FINDING_COLUMNS and are
     counted and exemplified the same way.
     """
-    findings_df = explode_event_findings(events_df, policy)
+    findings_df = (
+        policy_events_df.filter(F.col("_event").isNotNull())
+        # an event that occurs n times (the same fields) counts n times
+        .withColumn("_copy", F.explode(F.array_repeat(F.lit(1), F.col("_events").cast("int"))))
+        .withColumn("_finding", F.explode("_event.findings"))
+        .select(
+            "cluster",
+            "master",
+            "rule",
+            "_event.*",
+            F.col("_finding.check").alias("check"),
+            F.col("_finding.severity").alias("severity"),
+        )
+        .select(*FINDING_COLUMNS)
+    )
     if extra_findings_df is not None:
         findings_df = findings_df.unionByName(extra_findings_df.select(*FINDING_COLUMNS))
     order = Window.partitionBy(*MART_KEYS).orderBy(
@@ -186,32 +227,20 @@ def summarise_policy_findings(
     )
 
 
-def summarise_policy_fit(events_df: DataFrame, policy: Policy) -> DataFrame:
-    """Per master: how many events carry the level the policy gives them.
+def policy_fit_from(policy_events_df: DataFrame) -> DataFrame:
+    """The ``policy_fit`` mart from ``summarise_policy_events``: per master, events at level.
 
-    Requires the EVENTS columns. A master whose ``share`` stands out, with consistent
-    ``top_mismatches`` (api_group, resource, expected_level, logged_level, events; resource is
-    "resource[/subresource]", or the URL path for non-resource requests), appears to run
-    another policy (spec §7 C1/C2 false positives: drift, HA replicas, mixed servers).
+    ``events_matching_level`` counts the events that carry the level the policy gives them. A
+    master whose ``share`` stands out, with consistent ``top_mismatches`` (api_group,
+    resource, expected_level, logged_level, events; resource is "resource[/subresource]", or
+    the URL path for non-resource requests), appears to run another policy (spec §7 C1/C2
+    false positives: drift, HA replicas, mixed servers).
     """
-    evaluated_df = with_policy_evaluation(events_df, policy)
-    is_resource = F.coalesce(F.col("object_ref_present"), F.lit(False))
-    target = F.when(
-        is_resource,
-        F.when(F.coalesce(F.col("subresource"), F.lit("")) == "", F.col("resource")).otherwise(
-            F.concat_ws("/", F.col("resource"), F.col("subresource"))
-        ),
-    ).otherwise(F.substring_index(F.col("request_uri"), "?", 1))
     patterns_df = (
-        evaluated_df.withColumns(
-            {
-                "_group": F.when(is_resource, F.coalesce(F.col("api_group"), F.lit(""))),
-                "_target": target,
-                "_matches": F.col("level").eqNullSafe(F.col("policy_level")),
-            }
-        )
-        .groupBy("cluster", "master", "_group", "_target", "policy_level", "level", "_matches")
-        .agg(F.count(F.lit(1)).alias("_events"))
+        policy_events_df.groupBy(*_FIT_KEYS)
+        # never null (a group has rows); coalesce says so to Spark, as count did
+        .agg(F.coalesce(F.sum("_events"), F.lit(0)).alias("_events"))
+        .withColumn("_matches", F.col("level").eqNullSafe(F.col("policy_level")))
     )
     mismatch = F.struct(
         (-F.col("_events")).alias("_order"),
@@ -240,3 +269,15 @@ def summarise_policy_fit(events_df: DataFrame, policy: Policy) -> DataFrame:
         )
         .select(*POLICY_FIT_COLUMNS)
     )
+
+
+def summarise_policy_findings(
+    events_df: DataFrame, policy: Policy, extra_findings_df: DataFrame | None = None
+) -> DataFrame:
+    """The ``policy_findings`` mart of ``events_df`` (EVENTS columns): see policy_findings_from."""
+    return policy_findings_from(summarise_policy_events(events_df, policy), extra_findings_df)
+
+
+def summarise_policy_fit(events_df: DataFrame, policy: Policy) -> DataFrame:
+    """The ``policy_fit`` mart of ``events_df`` (EVENTS columns): see policy_fit_from."""
+    return policy_fit_from(summarise_policy_events(events_df, policy))

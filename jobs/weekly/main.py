@@ -30,7 +30,7 @@ from jobs.geo.reader import GeoReader
 from jobs.lake.events import read_events
 from jobs.lake.ledger import read_ledger
 from jobs.lake.marts import SUMMARY_FILE, mart_dir, write_json, write_mart
-from jobs.policy.checks import summarise_policy_findings, summarise_policy_fit
+from jobs.policy.checks import policy_findings_from, policy_fit_from, summarise_policy_events
 from jobs.policy.loader import load_default_policy, load_policy
 from jobs.policy.model import Policy
 from jobs.settings import Config, Layout
@@ -91,18 +91,24 @@ def _detection_and_policy_marts(
     observability: tuple[dict[str, str], dict[str, str]],
     policy: Policy,
     detections: DetectionsConfig,
-) -> dict[str, DataFrame]:
-    """important_events (persisted: two marts read it), detections and the policy marts."""
+) -> tuple[dict[str, DataFrame], tuple[DataFrame, DataFrame]]:
+    """important_events, detections and the policy marts; and the two cached frames they read.
+
+    The important events (two marts read them) and the events' policy verdicts (one pass for
+    both policy marts) are persisted; the caller releases them.
+    """
     important_df = find_important_events(requests_df, ip_info_df, detections).persist(
         StorageLevel.MEMORY_AND_DISK
     )
-    return {
+    # conformance of the week's events to the cluster's audit policy
+    policy_df = summarise_policy_events(week_df, policy).persist(StorageLevel.MEMORY_AND_DISK)
+    frames = {
         "important_events": important_df,
         "detections": summarise_detections(important_df, *observability),
-        # conformance of the week's events to the cluster's audit policy
-        "policy_findings": summarise_policy_findings(week_df, policy),
-        "policy_fit": summarise_policy_fit(week_df, policy),
+        "policy_findings": policy_findings_from(policy_df),
+        "policy_fit": policy_fit_from(policy_df),
     }
+    return frames, (important_df, policy_df)
 
 
 def _write(
@@ -181,6 +187,7 @@ def run(
     ).persist(StorageLevel.MEMORY_AND_DISK)
     geo = (geo_factory or (lambda: GeoReader.from_config(report.geoip.city, report.geoip.asn)))()
     important_df: DataFrame | None = None
+    policy_df: DataFrame | None = None
     try:
         if idle_work is not None:
             threading.Thread(target=idle_work, name="kaudit-idle-work", daemon=True).start()
@@ -207,12 +214,12 @@ def run(
                 for name, df in _request_marts(requests_df, ip_info_df, config.timezone).items():
                     written[name] = _write(spark, df, out / name, name)
             finally:
-                planned = planning.result()
-                important_df = planned["important_events"]
+                planned, cached = planning.result()
+                important_df, policy_df = cached
         for names, release in (
             (("important_events",), requests_df),
             (("detections",), important_df),
-            (POLICY_MARTS, None),
+            (POLICY_MARTS, policy_df),
         ):
             written |= {name: _write(spark, planned[name], out / name, name) for name in names}
             if release is not None:
@@ -230,6 +237,6 @@ def run(
         write_json(summary, out / SUMMARY_FILE)
         return summary
     finally:
-        for cached in (important_df, requests_df):
-            if cached is not None:
-                cached.unpersist()
+        for frame in (important_df, policy_df, requests_df):
+            if frame is not None:
+                frame.unpersist()
