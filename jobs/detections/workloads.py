@@ -100,15 +100,16 @@ def with_workload_key(hits_df: DataFrame, objects_df: DataFrame) -> DataFrame:
             F.col("_name").alias("_o_name"), F.col("_parent").alias("_o_parent"),
         )
     )  # fmt: skip
-    direct = F.col("_direct")
-    up_df = (
-        direct_df.join(
-            objects,
+
+    def same_object(ref: Column) -> Column:
+        return (
             (F.col("_ns_h") == F.col("_o_ns"))
-            & (direct["kind"] == F.col("_o_kind"))
-            & (direct["name"] == F.col("_o_name")),
-            how="left",
+            & (ref["kind"] == F.col("_o_kind"))
+            & (ref["name"] == F.col("_o_name"))
         )
+
+    up_df = (
+        direct_df.join(objects, same_object(F.col("_direct")), how="left")
         .withColumnRenamed("_o_parent", "_up")
         .drop("_o_ns", "_o_kind", "_o_name")
     )
@@ -120,15 +121,8 @@ def with_workload_key(hits_df: DataFrame, objects_df: DataFrame) -> DataFrame:
             F.struct(F.lit(parent).alias("kind"), cand.alias("name")),
         ).otherwise(guess)
     guessed_df = up_df.withColumn("_guess", guess)
-    guessed = F.col("_guess")
     joined_df = (
-        guessed_df.join(
-            objects,
-            (F.col("_ns_h") == F.col("_o_ns"))
-            & (guessed["kind"] == F.col("_o_kind"))
-            & (guessed["name"] == F.col("_o_name")),
-            how="left",
-        )
+        guessed_df.join(objects, same_object(F.col("_guess")), how="left")
         .withColumn("_guess_known", F.col("_o_name").isNotNull())
         .drop("_o_ns", "_o_kind", "_o_name", "_o_parent")
     )
