@@ -9,6 +9,8 @@ from pyspark.sql import SparkSession
 from jobs.settings import SparkSettings, spark_settings
 
 MIN_PARTITIONS = "spark.sql.files.minPartitionNum"
+HUGE_METHOD_LIMIT = "spark.sql.codegen.hugeMethodLimit"
+HOTSPOT_HUGE_METHOD = 8000  # bytes of bytecode: HotSpot's -XX:+DontCompileHugeMethods bound
 # the archive's own messages (one made for other jars is ignored) stay off the terminal
 CDS_QUIET = "-Xlog:cds=off -Xlog:cds+dynamic=off"
 
@@ -70,6 +72,11 @@ def get_spark(
         .config("spark.driver.bindAddress", settings.bind_address)
         .config("spark.driver.host", settings.driver_host)
         .config("spark.python.worker.reuse", "true")
+        # HotSpot never JIT-compiles a method over 8,000 bytes of bytecode: a whole-stage
+        # method larger than that ran interpreted for the whole job (ingest's classification:
+        # 10.7 kB). Over this limit Spark runs the stage without whole-stage codegen, with
+        # small generated methods, as its documentation advises for HotSpot.
+        .config(HUGE_METHOD_LIMIT, str(HOTSPOT_HUGE_METHOD))
         # off-heap (Netty, Parquet codecs) defaults to the heap size: cap it so that the
         # process stays well under 4 GB in local mode
         .config("spark.driver.extraJavaOptions", java_options(settings))

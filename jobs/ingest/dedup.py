@@ -27,7 +27,7 @@ from jobs.ingest.errors import IngestError
 from jobs.ingest.preflight import Framed
 from jobs.ingest.transforms import keep_for
 from jobs.lake.events import known_keys
-from jobs.lake.runs import PARTITIONS
+from jobs.lake.runs import PARTITIONS, PLAIN_ENCODED
 from jobs.settings import Layout
 
 DAY_MARGIN = dt.timedelta(days=1)
@@ -159,9 +159,9 @@ def move_duplicates(
         "bucket", F.when(F.col("_lost"), F.lit("duplicate")).otherwise(F.col("bucket"))
     ).drop("_lost")
     out = rebucketed.select(*keep_for(rebucketed, F.col("bucket") == "event"))
-    out.select(*schema.fieldNames()).write.mode("append").partitionBy(*PARTITIONS).parquet(
-        str(staged)
-    )
+    out.select(*schema.fieldNames()).write.mode("append").options(**PLAIN_ENCODED).partitionBy(
+        *PARTITIONS
+    ).parquet(str(staged))
     for path in local:
         path.unlink()
     return len(local)

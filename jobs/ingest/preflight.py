@@ -147,6 +147,8 @@ class Scan:
         if not self.odd_bytes:
             if b"\x00" in chunk:
                 self.odd_bytes = True
+            elif chunk.isascii() and not self._utf8.getstate()[0]:
+                pass  # ASCII is UTF-8 (and no sequence is pending): no decoded copy needed
             else:
                 try:
                     self._utf8.decode(chunk)

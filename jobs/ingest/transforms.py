@@ -98,8 +98,12 @@ def with_line_checks(df: DataFrame, max_line_bytes: int) -> DataFrame:
         .when(check & ~F.is_valid_utf8(value), F.lit(INVALID_UTF8))
         .when(check & F.contains(value, F.lit("\x00")), F.lit(NUL_BYTES))
     )
-    # trim() copies the line: only lines that do not start with "{" (rare) pay for it
-    blank = ~F.startswith(value, F.lit("{")) & (F.octet_length(_trim_value("BOTH")) == 0)
+    # trim() with a character list costs two int arrays the size of the line: only lines that
+    # do not start with "{" (rare) pay for it. A CASE, not `&`: subexpression elimination
+    # evaluates every operand of `&` once per row up front (`blank` is used three times)
+    blank = F.when(F.startswith(value, F.lit("{")), F.lit(False)).otherwise(
+        F.octet_length(_trim_value("BOTH")) == 0
+    )
     return (
         df.withColumn("raw_length", size.cast("long"))
         .withColumn("is_blank", blank)
