@@ -38,7 +38,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(BENCH))
 
-from bench_ingest import DUCKDB_SQL, _resident, prepare  # noqa: E402
+from bench_ingest import DUCKDB_SQL, SAMPLE_SECONDS, _resident, prepare  # noqa: E402
 
 KAUDIT = str(Path(sys.executable).parent / "kaudit")
 WEEK = "2026-W47"
@@ -198,7 +198,7 @@ def measure(cmd: list[str], work: Path, label: str) -> dict:
                 except psutil.Error:
                     pass
             peak = max(peak, total)
-            time.sleep(0.1)
+            time.sleep(SAMPLE_SECONDS)
 
     t = threading.Thread(target=sample, daemon=True)
     t.start()
