@@ -10,6 +10,7 @@ from jobs.settings import SparkSettings, spark_settings
 
 MIN_PARTITIONS = "spark.sql.files.minPartitionNum"
 HUGE_METHOD_LIMIT = "spark.sql.codegen.hugeMethodLimit"
+CACHE_COMPRESSED = "spark.sql.inMemoryColumnarStorage.compressed"
 HOTSPOT_HUGE_METHOD = 8000  # bytes of bytecode: HotSpot's -XX:+DontCompileHugeMethods bound
 # the archive's own messages (one made for other jars is ignored) stay off the terminal
 CDS_QUIET = "-Xlog:cds=off -Xlog:cds+dynamic=off"
@@ -77,6 +78,10 @@ def get_spark(
         # 10.7 kB). Over this limit Spark runs the stage without whole-stage codegen, with
         # small generated methods, as its documentation advises for HotSpot.
         .config(HUGE_METHOD_LIMIT, str(HOTSPOT_HUGE_METHOD))
+        # Cached frames (the week's requests, read by every mart) are stored uncompressed:
+        # choosing each column's encoding hashes every value (a tenth of the weekly run's
+        # executor samples) to save ~25% of memory (1.5 M events: 218 MiB -> 169 MiB).
+        .config(CACHE_COMPRESSED, "false")
         # off-heap (Netty, Parquet codecs) defaults to the heap size: cap it so that the
         # process stays well under 4 GB in local mode
         .config("spark.driver.extraJavaOptions", java_options(settings))

@@ -144,7 +144,9 @@ def summarise_requests(
     # highest stage rank, then the latest stage_ts; evidence pointer to break ties) is row 1.
     # (A groupBy with max_by over a struct of these columns aggregated the same, through a
     # sort-based map-side aggregation that spilled 1 GB at 1.5 M events.)
-    per_request = Window.partitionBy("cluster", "request_key")
+    # request_key first: the sort's prefix (its first 8 bytes) then tells most rows apart; with
+    # the cluster first (one value per run) every comparison read both strings in full.
+    per_request = Window.partitionBy("request_key", "cluster")
     last_first = per_request.orderBy(
         stage_rank_col(F.col("stage")).desc(),
         F.col("stage_ts").desc(),
