@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from py4j.protocol import Py4JError
 from pyspark.sql import SparkSession
 
 from jobs.settings import SparkSettings, spark_settings
@@ -11,6 +14,7 @@ from jobs.settings import SparkSettings, spark_settings
 MIN_PARTITIONS = "spark.sql.files.minPartitionNum"
 HUGE_METHOD_LIMIT = "spark.sql.codegen.hugeMethodLimit"
 CACHE_COMPRESSED = "spark.sql.inMemoryColumnarStorage.compressed"
+JIT_DIRECTIVES_ADDED = "kaudit.jit.directives"
 HOTSPOT_HUGE_METHOD = 8000  # bytes of bytecode: HotSpot's -XX:+DontCompileHugeMethods bound
 # the archive's own messages (one made for other jars is ignored) stay off the terminal
 CDS_QUIET = "-Xlog:cds=off -Xlog:cds+dynamic=off"
@@ -27,6 +31,62 @@ def java_options(settings: SparkSettings) -> str:
     if not archive or not cds_intact(Path(archive)):
         return settings.java_options
     return f"{settings.java_options} -XX:SharedArchiveFile={archive} {CDS_QUIET}"
+
+
+def diagnostic_command(spark: SparkSession, command: str, *args: str) -> str:
+    """Run one of the driver JVM's diagnostic commands (``jcmd``'s, in camel case); its output.
+
+    ``compilerDirectivesAdd`` is ``jcmd <pid> Compiler.directives_add``. Called through the
+    MBean server's public interface: py4j does not reach the JDK's own implementation class.
+    """
+    jvm, gateway = spark._jvm, spark.sparkContext._gateway
+    assert jvm is not None and gateway is not None
+
+    def array(cls: Any, items: Sequence[Any]) -> Any:
+        made = gateway.new_array(cls, len(items))
+        for i, item in enumerate(items):
+            made[i] = item
+        return made
+
+    klass, string, obj = jvm.java.lang.Class, jvm.java.lang.String, jvm.java.lang.Object
+    types = ("javax.management.ObjectName", "java.lang.String")
+    invoke = klass.forName("javax.management.MBeanServerConnection").getMethod(
+        "invoke",
+        array(
+            klass,
+            [klass.forName(t) for t in (*types, "[Ljava.lang.Object;", "[Ljava.lang.String;")],
+        ),
+    )
+    server = jvm.java.lang.management.ManagementFactory.getPlatformMBeanServer()
+    name = jvm.javax.management.ObjectName("com.sun.management:type=DiagnosticCommand")
+    params = array(obj, [array(string, list(args))])
+    return str(
+        invoke.invoke(
+            server, array(obj, [name, command, params, array(string, ["[Ljava.lang.String;"])])
+        )
+    )
+
+
+def add_jit_directives(spark: SparkSession, directives: str) -> bool:
+    """Give the driver JVM's JIT compilers ``directives`` (a HotSpot directives file), once.
+
+    Added as ``jcmd Compiler.directives_add`` would, not with ``-XX:CompilerDirectivesFile``,
+    which prints to the JVM's stdout. Nothing happens with "" or a missing file, on a JVM
+    without the command, or when already added. On a cluster the executors' JVMs keep their
+    defaults.
+    """
+    if not directives or not Path(directives).is_file():
+        return False
+    if spark.conf.get(JIT_DIRECTIVES_ADDED, None) == directives:
+        return False
+    try:
+        added = diagnostic_command(spark, "compilerDirectivesAdd", directives)
+    except Py4JError:
+        return False  # not HotSpot: the directives only save CPU
+    if "directives added" not in added:
+        return False
+    spark.conf.set(JIT_DIRECTIVES_ADDED, directives)
+    return True
 
 
 def cds_size_file(archive: Path) -> Path:
@@ -90,6 +150,7 @@ def get_spark(
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(settings.log_level)
+    add_jit_directives(spark, settings.jit_directives)
     if spark.conf.get(MIN_PARTITIONS, None) is None:
         # Parquet scans (the lake, the marts) split into ~4 tasks per core: by default Spark
         # aims at one split per core, and a week of 2-4 lake files per day then ran as 3 tasks

@@ -178,6 +178,10 @@ class SparkSettings:
     # the JVM's class-data-sharing archive of Spark's classes (``python -m jobs.cds``, run by
     # ``make install``); "" = none. Used only when the file exists.
     cds_archive: str = str(Path(sys.prefix) / "kaudit-spark-classes.jsa")
+    # HotSpot compiler directives (``-XX:CompilerDirectivesFile``); "" = none. Spark's
+    # generated classes (new ones for every query) are compiled by C1 only: on 2 cores C2
+    # compiling them took as much CPU as a third of the weekly run's task time.
+    jit_directives: str = str(Path(__file__).with_name("jit_directives.json"))
 
 
 def spark_settings(config_master: str | None = None) -> SparkSettings:
@@ -198,6 +202,7 @@ def spark_settings(config_master: str | None = None) -> SparkSettings:
         java_options=env.get("KAUDIT_SPARK_JAVA_OPTS", defaults.java_options),
         log_level=env.get("KAUDIT_SPARK_LOG_LEVEL", defaults.log_level),
         cds_archive=env.get("KAUDIT_SPARK_CDS", defaults.cds_archive),
+        jit_directives=env.get("KAUDIT_SPARK_JIT_DIRECTIVES", defaults.jit_directives),
     )
     env.setdefault("MALLOC_ARENA_MAX", "2")
     env.setdefault("SPARK_LOCAL_IP", settings.driver_host)
