@@ -110,6 +110,7 @@ CATALOGUE: tuple[Detection, ...] = (
         "Exec with a shell -c, downloader, metadata endpoint, /etc/shadow, base64 -d or nc",
         why="likely exploitation",
         predicate=lambda _: connect("exec") & suspicious_command(),
+        scope=lambda _: connect("exec"),
     ),
     # secrets and credentials
     Detection(
@@ -128,6 +129,7 @@ CATALOGUE: tuple[Detection, ...] = (
         f"{SECRET_ENUMERATION['reads_per_day']} distinct secrets read in a day",
         why="credential harvesting",
         finder=windows.secret_enumeration,
+        scope=windows.secret_read_scope,
         thresholds=SECRET_ENUMERATION,
     ),
     Detection(
@@ -156,6 +158,7 @@ CATALOGUE: tuple[Detection, ...] = (
         "password, PEM private keys, service account JSON, JWT); see jobs.detections.credentials",
         predicate=lambda _: on("", "configmaps") & sub(None) & body_writes() & ok()
         & configmap_has_credentials(_col("request_object")),
+        scope=lambda _: on("", "configmaps") & sub(None) & body_writes() & ok(),
         body_needs=_needs(("", "configmaps")),
     ),
     # identity and access
@@ -169,6 +172,7 @@ CATALOGUE: tuple[Detection, ...] = (
         "auth-failures", MEDIUM, _IA, "401 per source IP and 403 per identity",
         why="brute force / scanning",
         finder=windows.auth_failures,
+        scope=windows.auth_failure_scope,
     ),
     Detection(
         "public-ip-failure-rate", HIGH, _IA,
@@ -176,6 +180,7 @@ CATALOGUE: tuple[Detection, ...] = (
         f"{PUBLIC_IP_FAILURE_RATE['max_failure_rate']:.0%} failures",
         why="attack from the internet",
         finder=windows.public_ip_failure_rate,
+        scope=windows.public_client_scope,
         thresholds=PUBLIC_IP_FAILURE_RATE,
     ),
     Detection(
@@ -195,6 +200,7 @@ CATALOGUE: tuple[Detection, ...] = (
         f"{DENIED_BURST['seconds'] // 60} minutes",
         why="discovery",
         finder=windows.denied_burst,
+        scope=windows.denied_scope,
         thresholds=DENIED_BURST,
     ),
     Detection(
@@ -212,6 +218,7 @@ CATALOGUE: tuple[Detection, ...] = (
         why="the ACK report's high-risk IP; added (issue 11): configured threat lists (IPs/CIDRs) "
         "and the curated jobs/detections/hosting_asns.yaml; reasons per IP in source_ips",
         finder=risk.risky_source_ip,
+        scope=risk.risky_client_scope,
         configured=risk.risky_ip_configured,
     ),
     # RBAC and control plane
@@ -247,6 +254,7 @@ CATALOGUE: tuple[Detection, ...] = (
         "wildcard-role: JSON functions over the role's rules (apiGroups-aware)",
         predicate=lambda _: on(RBAC, *ROLES) & sub(None) & body_writes() & ok() & non_system()
         & grants_write_privileges(),
+        scope=lambda _: on(RBAC, *ROLES) & sub(None) & body_writes() & ok() & non_system(),
         body_needs=_needs((RBAC, "clusterroles"), (RBAC, "roles")),
     ),
     Detection(
@@ -325,6 +333,7 @@ CATALOGUE: tuple[Detection, ...] = (
         "disallowed-user", HIGH, _AL, "Person acting who is not in detections.allowed_users",
         why="an account nobody expected; one finding per identity",
         finder=allowlists.disallowed_users,
+        scope=allowlists.disallowed_user,
         configured=allowlists.users_configured,
     ),
     Detection(
@@ -332,6 +341,7 @@ CATALOGUE: tuple[Detection, ...] = (
         "Pod or template image outside detections.allowed_registries",
         why="untrusted code; one finding per workload, like the pod-security detections",
         predicate=lambda c: template_written() & allowlists.disallowed_image(c),
+        scope=lambda _: template_written(),
         body_needs=_needs(*WORKLOADS),
         configured=allowlists.registries_configured,
         per_workload=True,

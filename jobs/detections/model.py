@@ -59,6 +59,12 @@ class Detection:
     thresholds: Mapping[str, float] = field(default_factory=dict)
     configured: Callable[[DetectionsConfig], bool] | None = None
     per_workload: bool = False
+    # A test that every request row the detection reads passes: a finder's first filter; for
+    # a predicate, a cheaper test it implies, given when the predicate holds a higher-order
+    # function (exists, transform: Spark cannot compile those into a whole stage). The engine
+    # reads the week's requests once, keeping the rows that some detection's scope (else
+    # predicate) passes; a finder without a scope makes it keep every row.
+    scope: RequestPredicate | None = None
 
     def is_configured(self, config: DetectionsConfig) -> bool:
         """Whether ``config`` gives this detection what it needs (always, for most)."""

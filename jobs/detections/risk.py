@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StringType
 
@@ -143,9 +143,14 @@ def with_ip_risk(spark: SparkSession, ip_info_df: DataFrame, config: DetectionsC
     return joined.withColumn("risk_reasons", F.coalesce("_reasons", empty)).drop("_rip", "_reasons")
 
 
-def risky_source_ip(req_df: DataFrame, det: Detection, _config: DetectionsConfig) -> DataFrame:
-    """Every request from a client IP with a risk reason, keyed by the IP."""
+def risky_client_scope(_config: DetectionsConfig) -> Column:
+    """The requests risky_source_ip reads: those of a client IP with a risk reason."""
     reasons = F.coalesce(F.col("client_risk_reasons"), F.array().cast("array<string>"))
+    return F.size(reasons) > 0
+
+
+def risky_source_ip(req_df: DataFrame, det: Detection, config: DetectionsConfig) -> DataFrame:
+    """Every request from a client IP with a risk reason, keyed by the IP."""
     return found(
-        req_df.filter(F.size(reasons) > 0), det, F.concat(F.lit("ip:"), F.col("client_ip"))
+        req_df.filter(risky_client_scope(config)), det, F.concat(F.lit("ip:"), F.col("client_ip"))
     )

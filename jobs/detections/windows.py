@@ -58,17 +58,27 @@ def found(df: DataFrame, det: Detection, key: Column) -> DataFrame:
     return df.withColumns({"detection_id": F.lit(det.id), "finding_key": key})
 
 
-def auth_failures(req_df: DataFrame, det: Detection, _config: DetectionsConfig) -> DataFrame:
+def auth_failure_scope(_config: DetectionsConfig) -> Column:
+    """The requests auth_failures reads: the 401s and 403s."""
+    return F.col("response_code").isin(401, 403)
+
+
+def auth_failures(req_df: DataFrame, det: Detection, config: DetectionsConfig) -> DataFrame:
     """Every 401 (keyed by client IP) and 403 (keyed by identity)."""
     code = F.col("response_code")
     key = F.when(
         code == 401, F.concat(F.lit("ip:"), F.coalesce("client_ip", F.lit("-")))
     ).otherwise(F.concat(F.lit("user:"), F.coalesce("attributed_user", F.lit("-"))))
-    return found(req_df.filter(code.isin(401, 403)), det, key)
+    return found(req_df.filter(auth_failure_scope(config)), det, key)
+
+
+def public_client_scope(_config: DetectionsConfig) -> Column:
+    """The requests public_ip_failure_rate reads: all of the public client IPs."""
+    return client_is_public()
 
 
 def public_ip_failure_rate(
-    req_df: DataFrame, det: Detection, _config: DetectionsConfig
+    req_df: DataFrame, det: Detection, config: DetectionsConfig
 ) -> DataFrame:
     """Every request of a public client IP that crossed the failure-rate thresholds."""
     per_ip = Window.partitionBy("client_ip")
@@ -76,7 +86,7 @@ def public_ip_failure_rate(
     failures = F.sum(F.col("is_failure").cast("long")).over(per_ip)
     crossed = failure_rate_crossed(F.col("_n"), F.col("_f"), F.lit(True), det.thresholds)
     return found(
-        req_df.filter(client_is_public())
+        req_df.filter(public_client_scope(config))
         .withColumns({"_n": requests, "_f": failures})
         .filter(crossed)
         .drop("_n", "_f"),
@@ -85,7 +95,12 @@ def public_ip_failure_rate(
     )
 
 
-def denied_burst(req_df: DataFrame, det: Detection, _config: DetectionsConfig) -> DataFrame:
+def denied_scope(_config: DetectionsConfig) -> Column:
+    """The requests denied_burst reads: the 403s of a known identity."""
+    return (F.col("response_code") == 403) & F.col("attributed_user").isNotNull()
+
+
+def denied_burst(req_df: DataFrame, det: Detection, config: DetectionsConfig) -> DataFrame:
     """Every 403 of an identity inside a window where it was denied on more than ...
 
     ... ``distinct_uris`` URIs within ``seconds``: a 403 at t is in a burst when some 403 of
@@ -100,8 +115,8 @@ def denied_burst(req_df: DataFrame, det: Detection, _config: DetectionsConfig) -
     in descending time. Both are running frames (one pass), the result the same.
     """
     span = int(det.thresholds["seconds"]) * 1_000_000
-    user, uri, t = F.col("attributed_user"), F.col("request_uri"), F.col("_t")
-    denied_df = req_df.filter((F.col("response_code") == 403) & user.isNotNull()).withColumn(
+    uri, t = F.col("request_uri"), F.col("_t")
+    denied_df = req_df.filter(denied_scope(config)).withColumn(
         "_t", F.unix_micros(F.col("request_received_ts"))
     )
     # a URI's interval ends before its next denial (same identity); of denials at the same
@@ -141,13 +156,18 @@ def denied_burst(req_df: DataFrame, det: Detection, _config: DetectionsConfig) -
     )
 
 
-def secret_enumeration(req_df: DataFrame, det: Detection, _config: DetectionsConfig) -> DataFrame:
+def secret_read_scope(_config: DetectionsConfig) -> Column:
+    """The requests secret_enumeration reads: a human's successful secret reads."""
+    return on("", "secrets") & ok() & human() & reads() & sub(None)
+
+
+def secret_enumeration(req_df: DataFrame, det: Detection, config: DetectionsConfig) -> DataFrame:
     """Cluster-wide secret lists/watches by a human.
 
     and all secret reads of a human on a local day when they named at least ``reads_per_day``
     distinct secrets.
     """
-    secrets_df = req_df.filter(on("", "secrets") & ok() & human() & reads() & sub(None))
+    secrets_df = req_df.filter(secret_read_scope(config))
     cluster_wide = F.col("verb").isin("list", "watch") & (
         F.coalesce(F.col("namespace"), F.lit("")) == ""
     )

@@ -72,10 +72,15 @@ def owner_col() -> Column:
     )
 
 
+def workload_write_scope() -> Column:
+    """The requests workload_objects reads: successful writes of a workload with a body."""
+    return workload() & body_writes() & ok()
+
+
 def workload_objects(req_df: DataFrame) -> DataFrame:
     """(_ns, _kind, _name, _parent) of every workload written this week (small: broadcast)."""
     return (
-        req_df.filter(workload() & body_writes() & ok())
+        req_df.filter(workload_write_scope())
         .select(
             F.coalesce(F.col("namespace"), F.lit("")).alias("_ns"),
             kind_col().alias("_kind"),

@@ -20,8 +20,9 @@ from pyspark.sql import DataFrame, SparkSession
 
 from jobs.config import DetectionsConfig
 from jobs.detections.findings import (
+    detection_requests,
     detection_statuses,
-    find_important_events,
+    important_events_from,
     summarise_detections,
 )
 from jobs.detections.observability import observability_for_week, policy_source
@@ -91,13 +92,17 @@ def _detection_and_policy_marts(
     observability: tuple[dict[str, str], dict[str, str]],
     policy: Policy,
     detections: DetectionsConfig,
-) -> tuple[dict[str, DataFrame], tuple[DataFrame, DataFrame]]:
-    """important_events, detections and the policy marts; and the two cached frames they read.
+) -> tuple[dict[str, DataFrame], tuple[DataFrame, DataFrame, DataFrame]]:
+    """important_events, detections and the policy marts; and the cached frames they read.
 
-    The important events (two marts read them) and the events' policy verdicts (one pass for
-    both policy marts) are persisted; the caller releases them.
+    The requests the detections read (a dozen passes; a tenth of the week's requests), the
+    important events (two marts read them) and the events' policy verdicts (one pass for both
+    policy marts) are persisted; the caller releases them.
     """
-    important_df = find_important_events(requests_df, ip_info_df, detections).persist(
+    scoped_df = detection_requests(requests_df, ip_info_df, detections).persist(
+        StorageLevel.MEMORY_AND_DISK
+    )
+    important_df = important_events_from(scoped_df, detections).persist(
         StorageLevel.MEMORY_AND_DISK
     )
     # conformance of the week's events to the cluster's audit policy
@@ -108,7 +113,7 @@ def _detection_and_policy_marts(
         "policy_findings": policy_findings_from(policy_df),
         "policy_fit": policy_fit_from(policy_df),
     }
-    return frames, (important_df, policy_df)
+    return frames, (important_df, policy_df, scoped_df)
 
 
 def _write(
@@ -188,6 +193,7 @@ def run(
     geo = (geo_factory or (lambda: GeoReader.from_config(report.geoip.city, report.geoip.asn)))()
     important_df: DataFrame | None = None
     policy_df: DataFrame | None = None
+    scoped_df: DataFrame | None = None
     try:
         if idle_work is not None:
             threading.Thread(target=idle_work, name="kaudit-idle-work", daemon=True).start()
@@ -215,15 +221,16 @@ def run(
                     written[name] = _write(spark, df, out / name, name)
             finally:
                 planned, cached = planning.result()
-                important_df, policy_df = cached
-        for names, release in (
-            (("important_events",), requests_df),
-            (("detections",), important_df),
-            (POLICY_MARTS, policy_df),
+                important_df, policy_df, scoped_df = cached
+        for names, releases in (
+            (("important_events",), (requests_df, scoped_df)),
+            (("detections",), (important_df,)),
+            (POLICY_MARTS, (policy_df,)),
         ):
             written |= {name: _write(spark, planned[name], out / name, name) for name in names}
-            if release is not None:
-                release.unpersist()
+            for release in releases:
+                if release is not None:
+                    release.unpersist()
         collected = {name: rows for name, rows in written.items() if rows is not None}
         summary = build_summary(
             cluster=config.cluster,
@@ -237,6 +244,6 @@ def run(
         write_json(summary, out / SUMMARY_FILE)
         return summary
     finally:
-        for frame in (important_df, policy_df, requests_df):
+        for frame in (important_df, policy_df, scoped_df, requests_df):
             if frame is not None:
                 frame.unpersist()

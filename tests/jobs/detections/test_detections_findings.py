@@ -9,9 +9,13 @@ from pyspark.sql import functions as F
 from jobs.config import DetectionsConfig
 from jobs.detections.catalogue import BODY_RESOURCES, CATALOGUE, DETECTION_IDS
 from jobs.detections.findings import (
+    active_detections,
+    detection_requests,
     find_important_events,
+    important_events_from,
     request_predicates,
     summarise_detections,
+    with_client_scope,
 )
 from jobs.detections.model import HIGH, Detection
 from jobs.detections.windows import auth_failures
@@ -385,13 +389,17 @@ def _rows(make_event):
     return rows
 
 
+def _ip_df(spark, requests_df):
+    ips = [r.ip for r in select_client_ips(requests_df).collect()]
+    return spark.createDataFrame(
+        [tuple(i[f] for f in IP_INFO_FIELDS) for i in ip_info(ips)], IP_INFO_SCHEMA
+    )
+
+
 @pytest.fixture(scope="module")
 def hits(spark, make_event, events_df):
     requests_df = summarise_requests(events_df(_rows(make_event)), timezone="Asia/Shanghai").cache()
-    ips = [r.ip for r in select_client_ips(requests_df).collect()]
-    ip_df = spark.createDataFrame(
-        [tuple(i[f] for f in IP_INFO_FIELDS) for i in ip_info(ips)], IP_INFO_SCHEMA
-    )
+    ip_df = _ip_df(spark, requests_df)
     try:
         return [r.asDict() for r in find_important_events(requests_df, ip_df).collect()]
     finally:
@@ -441,6 +449,46 @@ def test_a_detection_is_found_in_exactly_one_way():
         Detection("neither", HIGH, "x", "t")
     with pytest.raises(ValueError, match="severity"):
         Detection("odd", "urgent", "x", "t", finder=auth_failures)
+
+
+def found_by(det, req_df, config):
+    assert det.finder is not None
+    rows = det.finder(req_df, det, config).select("request_key", "finding_key").collect()
+    return sorted(map(tuple, rows), key=repr)
+
+
+def test_the_requests_detections_read_give_what_all_requests_give(spark, make_event, events_df):
+    # find_important_events reads only detection_requests' rows (the weekly run caches them):
+    # a scope narrower than what its detection reads would lose or change findings here
+    requests_df = summarise_requests(events_df(_rows(make_event)), timezone="Asia/Shanghai").cache()
+    try:
+        ip_df = _ip_df(spark, requests_df)
+        config = DetectionsConfig()
+        every_df = with_client_scope(requests_df, ip_df).withColumn(
+            "client_risk_reasons", F.lit(None).cast("array<string>")
+        )
+        scoped_df = detection_requests(requests_df, ip_df, config)
+        assert 0 < scoped_df.count() < every_df.count()  # the near misses of some are out
+
+        def found(df):
+            return sorted(map(tuple, important_events_from(df, config).collect()), key=repr)
+
+        assert found(scoped_df) == found(every_df)
+        # each scope on its own (the union can hide one that is too narrow): a finder finds the
+        # same in its scope as everywhere; no row passes a predicate and not its scope
+        for det in active_detections(config):
+            if det.scope is None:
+                continue
+            if det.finder is not None:
+                in_scope = every_df.filter(det.scope(config))
+                assert found_by(det, in_scope, config) == found_by(det, every_df, config), det.id
+                assert found_by(det, every_df, config), det.id  # the scenario fires it
+            else:
+                assert det.predicate is not None
+                outside = det.predicate(config) & ~F.coalesce(det.scope(config), F.lit(False))
+                assert every_df.filter(outside).count() == 0, det.id
+    finally:
+        requests_df.unpersist()
 
 
 @pytest.mark.parametrize("det", list(SCENARIOS))
