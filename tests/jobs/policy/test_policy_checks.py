@@ -483,6 +483,33 @@ def test_summarise_policy_findings_examples_top5_ordered(events_df, ack_policy):
     ) == (1, 0, None)
 
 
+def test_summarise_policy_findings_many_findings_of_one_check(events_df, ack_policy):
+    """A key with many findings (a scan): every one counted, the 5 earliest as examples, and
+    the examples ranked per task before the shuffle (Spark's WindowGroupLimit), not in one task.
+    """
+    from jobs.policy.checks import summarise_policy_findings
+
+    seconds = [(17 * i) % 59 for i in range(40)]  # out of order, some seconds twice
+    rows = [
+        {
+            "cluster": "c", "master": "m", "audit_id": f"r{i % 30}", "stage": "RequestReceived",
+            "level": "Request", "verb": "get", "user_name": "u", "object_ref_present": True,
+            "api_group": "", "resource": "pods", "namespace": "default", "object_name": "p",
+            "request_uri": "/api/v1/namespaces/default/pods/p", "request_received_ts": _received(s),
+            "stage_ts": _received(s), "evidence_sha256": "e", "line_no": i,
+        }
+        for i, s in enumerate(seconds)
+    ]  # fmt: skip
+    rows += [rows[3], rows[3]]  # the same event three times: counted three times
+    mart_df = summarise_policy_findings(events_df(rows), ack_policy)
+    c5 = {r["check"]: r for r in mart_df.collect()}["C5_OMITTED_STAGE_PRESENT"]
+    assert (c5["events"], c5["requests"]) == (len(seconds) + 2, 30)
+    ordered = sorted((s, i) for i, s in enumerate(seconds) for _ in range(3 if i == 3 else 1))
+    assert [x["line_no"] for x in c5["example_events"]] == [i for _, i in ordered[:5]]
+    plan = mart_df._jdf.queryExecution().executedPlan().toString()
+    assert "WindowGroupLimit" in plan
+
+
 def test_summarise_policy_findings_extra_findings_extension(events_df, ack_policy, spark):
     from jobs.policy.checks import FINDING_COLUMNS, summarise_policy_findings
 
