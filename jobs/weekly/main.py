@@ -126,6 +126,22 @@ def _write(
     return [r.asDict() for r in spark.read.parquet(str(path)).collect()]
 
 
+def _write_releasing(
+    spark: SparkSession,
+    frames: dict[str, DataFrame],
+    out: Path,
+    groups: tuple[tuple[tuple[str, ...], tuple[DataFrame | None, ...]], ...],
+) -> dict[str, list[dict[str, Any]] | None]:
+    """Write each group's marts in turn, then release the caches nothing later reads."""
+    rows: dict[str, list[dict[str, Any]] | None] = {}
+    for names, releases in groups:
+        rows |= {name: _write(spark, frames[name], out / name, name) for name in names}
+        for release in releases:
+            if release is not None:
+                release.unpersist()
+    return rows
+
+
 def _default_context(config: Config) -> WeekContext:
     """Provenance for a run called without one (tests, tools): no custody, no hashes."""
     return WeekContext(
@@ -222,15 +238,24 @@ def run(
             finally:
                 planned, cached = planning.result()
                 important_df, policy_df, scoped_df = cached
-        for names, releases in (
-            (("important_events",), (requests_df, scoped_df)),
-            (("detections",), (important_df,)),
-            (POLICY_MARTS, (policy_df,)),
-        ):
-            written |= {name: _write(spark, planned[name], out / name, name) for name in names}
-            for release in releases:
-                if release is not None:
-                    release.unpersist()
+
+        # Everything left reads the important events' cache or the policy verdicts': fill the
+        # first and release what it was computed from; then a second thread writes the policy
+        # marts while this one writes the two that read the important events. A week under
+        # attack's important_events (millions of rows) is sorted and written by one task (one
+        # file): the policy checks take the other core meanwhile.
+        important_df.count()
+        for release in (requests_df, scoped_df):
+            release.unpersist()
+        with ThreadPoolExecutor(1, thread_name_prefix="kaudit-policy") as side:
+            policy_rows = side.submit(
+                _write_releasing, spark, planned, out, ((POLICY_MARTS, (policy_df,)),)
+            )
+            written |= _write_releasing(
+                spark, planned, out,
+                ((("important_events",), ()), (("detections",), (important_df,))),
+            )  # fmt: skip
+            written |= policy_rows.result()
         collected = {name: rows for name, rows in written.items() if rows is not None}
         summary = build_summary(
             cluster=config.cluster,
