@@ -240,22 +240,19 @@ def run(
                 important_df, policy_df, scoped_df = cached
 
         # Everything left reads the important events' cache or the policy verdicts': fill the
-        # first and release what it was computed from; then a second thread writes the policy
-        # marts while this one writes the two that read the important events. A week under
-        # attack's important_events (millions of rows) is sorted and written by one task (one
-        # file): the policy checks take the other core meanwhile.
+        # first and release what it was computed from; then this thread writes important_events
+        # while a second one writes the other marts. A week under attack's important_events
+        # (millions of rows) is sorted and written by one task (one file): the other marts take
+        # the other core meanwhile.
         important_df.count()
         for release in (requests_df, scoped_df):
             release.unpersist()
-        with ThreadPoolExecutor(1, thread_name_prefix="kaudit-policy") as side:
-            policy_rows = side.submit(
-                _write_releasing, spark, planned, out, ((POLICY_MARTS, (policy_df,)),)
-            )
-            written |= _write_releasing(
-                spark, planned, out,
-                ((("important_events",), ()), (("detections",), (important_df,))),
-            )  # fmt: skip
-            written |= policy_rows.result()
+        side_marts = ((("detections",), ()), (POLICY_MARTS, (policy_df,)))
+        with ThreadPoolExecutor(1, thread_name_prefix="kaudit-marts") as side:
+            side_rows = side.submit(_write_releasing, spark, planned, out, side_marts)
+            written |= _write_releasing(spark, planned, out, ((("important_events",), ()),))
+            written |= side_rows.result()
+        important_df.unpersist()
         collected = {name: rows for name, rows in written.items() if rows is not None}
         summary = build_summary(
             cluster=config.cluster,
