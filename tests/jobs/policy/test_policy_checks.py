@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -445,21 +446,28 @@ def _received(second: int | None) -> dt.datetime | None:
     return None if second is None else dt.datetime(2024, 3, 5, 14, 7, second, tzinfo=dt.UTC)
 
 
-def test_summarise_policy_findings_examples_top5_ordered(events_df, ack_policy):
-    from jobs.policy.checks import summarise_policy_findings
-
-    # RequestReceived under ACK -> C5; seconds deliberately out of order, one null timestamp.
-    seconds = [30, 10, None, 50, 20, 40, 5]
-    rows = [
+def _received_stage_rows(seconds: Sequence[int | None], requests: int) -> list[dict[str, Any]]:
+    """RequestReceived events of one pod get (C5 under ACK): line i at second ``seconds[i]``,
+    audit IDs r0..r<requests - 1> in turn."""
+    return [
         {
-            "cluster": "c", "master": "m", "audit_id": f"r{i % 6}", "stage": "RequestReceived",
-            "level": "Request", "verb": "get", "user_name": "u", "object_ref_present": True,
-            "api_group": "", "resource": "pods", "namespace": "default", "object_name": "p",
+            "cluster": "c", "master": "m", "audit_id": f"r{i % requests}",
+            "stage": "RequestReceived", "level": "Request", "verb": "get", "user_name": "u",
+            "object_ref_present": True, "api_group": "", "resource": "pods",
+            "namespace": "default", "object_name": "p",
             "request_uri": "/api/v1/namespaces/default/pods/p", "request_received_ts": _received(s),
             "stage_ts": _received(s), "evidence_sha256": "e", "line_no": i,
         }
         for i, s in enumerate(seconds)
     ]  # fmt: skip
+
+
+def test_summarise_policy_findings_examples_top5_ordered(events_df, ack_policy):
+    from jobs.policy.checks import summarise_policy_findings
+
+    # RequestReceived under ACK -> C5; seconds deliberately out of order, one null timestamp.
+    seconds = [30, 10, None, 50, 20, 40, 5]
+    rows = _received_stage_rows(seconds, requests=6)
     rows.append({"cluster": "c", "master": "m", "audit_id": None})  # all-null event
     mart_rows = summarise_policy_findings(events_df(rows), ack_policy).collect()
     assert sorted((r["check"], r["rule"]) for r in mart_rows) == [
@@ -490,16 +498,7 @@ def test_summarise_policy_findings_many_findings_of_one_check(events_df, ack_pol
     from jobs.policy.checks import summarise_policy_findings
 
     seconds = [(17 * i) % 59 for i in range(40)]  # out of order, some seconds twice
-    rows = [
-        {
-            "cluster": "c", "master": "m", "audit_id": f"r{i % 30}", "stage": "RequestReceived",
-            "level": "Request", "verb": "get", "user_name": "u", "object_ref_present": True,
-            "api_group": "", "resource": "pods", "namespace": "default", "object_name": "p",
-            "request_uri": "/api/v1/namespaces/default/pods/p", "request_received_ts": _received(s),
-            "stage_ts": _received(s), "evidence_sha256": "e", "line_no": i,
-        }
-        for i, s in enumerate(seconds)
-    ]  # fmt: skip
+    rows = _received_stage_rows(seconds, requests=30)
     rows += [rows[3], rows[3]]  # the same event three times: counted three times
     mart_df = summarise_policy_findings(events_df(rows), ack_policy)
     c5 = {r["check"]: r for r in mart_df.collect()}["C5_OMITTED_STAGE_PRESENT"]
