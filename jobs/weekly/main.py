@@ -12,6 +12,7 @@ import datetime as dt
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -71,17 +72,17 @@ GeoFactory = Callable[[], GeoReader]
 
 def _request_marts(
     requests_df: DataFrame, ip_info_df: DataFrame, timezone: str
-) -> dict[str, DataFrame]:
-    """The marts computed from the cached requests alone (quick to plan)."""
+) -> dict[str, Callable[[], DataFrame]]:
+    """How to build each mart computed from the cached requests alone (quick to plan)."""
     return {
-        "overview": marts.summarise_overview(requests_df, timezone=timezone),
-        "resource_operations": marts.summarise_resource_operations(requests_df),
-        "resource_detail": marts.summarise_resource_detail(requests_df),
-        "resource_detail_operations": marts.select_resource_operation_list(requests_df),
-        "source_ips": identities.summarise_source_ips(requests_df, ip_info_df),
-        "users": identities.summarise_users(requests_df),
-        "impersonation": identities.summarise_impersonation(requests_df),
-        "crd_operations": marts.summarise_crd_operations(requests_df),
+        "overview": partial(marts.summarise_overview, requests_df, timezone=timezone),
+        "resource_operations": partial(marts.summarise_resource_operations, requests_df),
+        "resource_detail": partial(marts.summarise_resource_detail, requests_df),
+        "resource_detail_operations": partial(marts.select_resource_operation_list, requests_df),
+        "source_ips": partial(identities.summarise_source_ips, requests_df, ip_info_df),
+        "users": partial(identities.summarise_users, requests_df),
+        "impersonation": partial(identities.summarise_impersonation, requests_df),
+        "crd_operations": partial(marts.summarise_crd_operations, requests_df),
     }
 
 
@@ -222,19 +223,24 @@ def run(
         observability = detection_statuses(observability, config.detections)
         out = mart_dir(layout, config.cluster, week)
         written: dict[str, list[dict[str, Any]] | None] = {}
-        # Planning the detection and policy marts takes seconds of driver time (some 50,000
-        # py4j calls); a second thread plans them while the request marts run. Each cache is
-        # released as soon as nothing left reads it (a week under attack caches millions of
-        # requests and important events; the later aggregations then ran out of memory):
+        # Planning takes driver time (py4j calls; seconds for the detection and policy marts):
+        # a second thread plans each request mart in turn, then the detection and policy
+        # marts, while this one writes each request mart as soon as it is planned. Each cache
+        # is released as soon as nothing left reads it (a week under attack caches millions
+        # of requests and important events; the later aggregations then ran out of memory):
         # important_events is written while the requests it is computed from are cached.
         with ThreadPoolExecutor(1, thread_name_prefix="kaudit-plan") as planner:
+            request_marts = {
+                name: planner.submit(build)
+                for name, build in _request_marts(requests_df, ip_info_df, config.timezone).items()
+            }
             planning = planner.submit(
                 _detection_and_policy_marts, requests_df, week_df, ip_info_df, observability,
                 policy, config.detections,
             )  # fmt: skip
             try:
-                for name, df in _request_marts(requests_df, ip_info_df, config.timezone).items():
-                    written[name] = _write(spark, df, out / name, name)
+                for name, mart in request_marts.items():
+                    written[name] = _write(spark, mart.result(), out / name, name)
             finally:
                 planned, cached = planning.result()
                 important_df, policy_df, scoped_df = cached
