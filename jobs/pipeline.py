@@ -24,7 +24,6 @@ from pyspark.sql import SparkSession
 
 from jobs.errors import EXIT_FINDINGS, KauditError
 from jobs.evidence.custody import read_custody
-from jobs.lake.events import read_events
 from jobs.lake.ledger import read_ledger
 from jobs.lake.marts import mart_dir, read_small_mart, read_summary
 from jobs.policy.loader import DEFAULT_POLICY_FILE
@@ -151,9 +150,9 @@ def validate(spark: SparkSession, config: Config, layout: Layout, week: str) -> 
 
     week_dir = mart_dir(layout, config.cluster, week)
     start, end = iso_week_window(week, config.timezone)
-    from jobs.weekly.requests import filter_window
+    from jobs.weekly.requests import read_week
 
-    events_df = filter_window(read_events(spark, layout), config.cluster, start, end)
+    events_df = read_week(spark, layout, config.cluster, start, end)
     marts = {name: spark.read.parquet(str(week_dir / name)) for name in MART_SUITES}
     local_marts = {
         name: frame

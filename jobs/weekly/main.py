@@ -29,7 +29,6 @@ from jobs.detections.findings import (
 from jobs.detections.observability import observability_for_week, policy_source
 from jobs.detections.risk import with_ip_risk
 from jobs.geo.reader import GeoReader
-from jobs.lake.events import read_events
 from jobs.lake.ledger import read_ledger
 from jobs.lake.marts import SUMMARY_FILE, mart_dir, write_json, write_mart
 from jobs.policy.checks import policy_findings_from, policy_fit_from, summarise_policy_events
@@ -44,7 +43,7 @@ from jobs.weekly.coverage import (
     summarise_master_hours,
 )
 from jobs.weekly.identities import build_ip_info
-from jobs.weekly.requests import filter_window, summarise_requests
+from jobs.weekly.requests import read_week, summarise_requests
 from jobs.weekly.summary import build_summary, iso_week_window
 
 SUMMARY_MARTS = (
@@ -199,7 +198,7 @@ def run(
     report = config.report
     # Not cached: each reader (requests, observability, policy checks, coverage) scans only
     # the Parquet columns it needs; caching all 40 columns cost more than the rescans.
-    week_df = filter_window(read_events(spark, layout), config.cluster, *window)
+    week_df = read_week(spark, layout, config.cluster, *window)
     requests_df = summarise_requests(
         week_df,
         timezone=config.timezone,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from jobs.detections.catalogue import BODY_RESOURCES
@@ -25,6 +25,8 @@ from jobs.detections.columns import (
     user_kind_col,
 )
 from jobs.geo.ranges import in_networks_col
+from jobs.lake.events import read_events_range
+from jobs.settings import Layout
 from jobs.vocab import BODY_VERBS
 
 # Taken from the request's last stage (all stages share them, except what later stages add:
@@ -90,6 +92,17 @@ def filter_window(
         & (F.col("request_received_ts") >= F.lit(start_utc))  # aware: no local-time guess
         & (F.col("request_received_ts") < F.lit(end_utc))
     )
+
+
+def read_week(
+    spark: SparkSession, layout: Layout, cluster: str, start: dt.datetime, end: dt.datetime
+) -> DataFrame:
+    """The committed events of ``cluster`` received in [start, end) (aware datetimes).
+
+    Only that cluster's ``event_date`` folders of the range's UTC days are listed and read: a
+    lake of many weeks costs the weekly run no more than one week.
+    """
+    return filter_window(read_events_range(spark, layout, start, end, cluster), cluster, start, end)
 
 
 def client_ip_col(source_ips: Column, trusted_proxies: Sequence[str] = ()) -> Column:

@@ -6,7 +6,10 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs.detections.columns import attributed_user_col, user_kind_col
-from jobs.weekly.requests import client_ip_col, filter_window, summarise_requests
+from jobs.lake.events import read_events
+from jobs.lake.runs import write_run
+from jobs.settings import Layout
+from jobs.weekly.requests import client_ip_col, filter_window, read_week, summarise_requests
 from jobs.weekly.summary import WeekError, iso_week_window
 
 pytestmark = pytest.mark.spark
@@ -188,3 +191,31 @@ def test_filter_window_uses_request_time_in_the_local_week(spark, make_event, ev
     ]
     kept = filter_window(events_df(rows), "c1", start, end).select("audit_id").collect()
     assert sorted(r.audit_id for r in kept) == ["first", "last"]
+
+
+def test_read_week_reads_only_the_week_s_partitions_of_its_cluster(
+    spark, make_event, events_df, tmp_path
+):
+    start, end = iso_week_window("2026-W47", "Asia/Shanghai")
+    edge = dt.datetime(2026, 11, 15, 16, 0, tzinfo=dt.UTC)  # Monday 00:00 local, Sunday UTC
+    rows = [
+        make_event(audit_id="first", ts=edge),
+        make_event(audit_id="before", ts=edge - dt.timedelta(microseconds=1)),
+        make_event(audit_id="last", ts=edge + dt.timedelta(days=7, microseconds=-1)),
+        make_event(audit_id="after", ts=edge + dt.timedelta(days=7)),
+        make_event(audit_id="weeks-before", ts=edge - dt.timedelta(days=20)),
+        make_event(audit_id="other-cluster", cluster="c2", ts=edge + dt.timedelta(days=1)),
+    ]
+    layout = Layout(tmp_path / "home")
+    write_run(layout, "r1", events_df(rows))
+    week = read_week(spark, layout, "c1", start, end)
+    assert sorted(r.audit_id for r in week.select("audit_id").collect()) == ["first", "last"]
+    # the same rows as filtering every committed file, but only the range's folders are read
+    every = filter_window(read_events(spark, layout), "c1", start, end)
+    assert sorted(week.collect()) == sorted(every.collect())
+    folders = {tuple(f.split("/")[-3:-1]) for f in week.inputFiles()}
+    assert folders == {
+        ("cluster=c1", "event_date=2026-11-15"),
+        ("cluster=c1", "event_date=2026-11-22"),
+    }
+    assert len(every.inputFiles()) > len(week.inputFiles())  # listing every file: the old way
