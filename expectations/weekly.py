@@ -20,7 +20,12 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
 from expectations.consistency import build_consistency_suite, consistency_frame
-from expectations.events import build_events_suite, file_ranges_from_ledger, prepare_events
+from expectations.events import (
+    build_events_suite,
+    file_ranges_from_ledger,
+    prepare_events,
+    with_key_checks,
+)
 from expectations.ledger import QUARANTINE_WARN_SHARE, build_ledger_suite, ledger_frame
 from expectations.marts import MART_SUITES
 from expectations.runner import Runner, SuiteOutcome
@@ -56,7 +61,7 @@ def _validate_events(runner: Runner, events_df: DataFrame, ranges_df: DataFrame)
     """
     prepared = prepare_events(events_df, ranges_df).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        return runner.validate(prepared, build_events_suite())
+        return runner.validate(with_key_checks(prepared), build_events_suite())
     finally:
         prepared.unpersist()
 

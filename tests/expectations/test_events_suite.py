@@ -7,9 +7,12 @@ from expectations.events import (
     FILE_RANGES_SCHEMA,
     IN_FUTURE,
     OUTSIDE_FILE_RANGE,
+    REPEATED_LINE,
+    REPEATED_STAGE,
     build_events_suite,
     file_ranges_from_ledger,
     prepare_events,
+    with_key_checks,
 )
 from tests.expectations.conftest import failed
 from tests.expectations.week import SHA, T0, event, events_df, ledger_entries
@@ -18,12 +21,12 @@ NOT_NULL = "expect_column_values_to_not_be_null"
 IN_SET = "expect_column_values_to_be_in_set"
 BETWEEN = "expect_column_values_to_be_between"
 IS_NULL = "expect_column_values_to_be_null"
-COMPOUND_UNIQUE = "expect_compound_columns_to_be_unique"
 
 
 def _validate(spark, runner, rows, ranges=None):
     ranges_df = ranges if ranges is not None else file_ranges_from_ledger(spark, ledger_entries())
-    return runner.validate(prepare_events(events_df(spark, rows), ranges_df), build_events_suite())
+    prepared = prepare_events(events_df(spark, rows), ranges_df)
+    return runner.validate(with_key_checks(prepared), build_events_suite())
 
 
 def _good():
@@ -55,7 +58,11 @@ BROKEN = {
     "line null": (lambda r: r[0].update(line_no=None), (NOT_NULL, "line_no")),
     "duplicate audit_id/stage": (
         lambda r: r[1].update(audit_id="a1", verb="get"),
-        (COMPOUND_UNIQUE, "audit_id, stage"),
+        (IS_NULL, REPEATED_STAGE),
+    ),
+    "duplicate evidence line": (
+        lambda r: r[1].update(line_no=1),
+        (IS_NULL, REPEATED_LINE),
     ),
     "outside file range": (
         lambda r: r[1].update(request_received_ts=T0 + dt.timedelta(hours=5)),
@@ -89,6 +96,31 @@ def test_event_of_a_file_the_ledger_does_not_know_fails_the_range(spark, runner)
     assert failed(out) == {(IS_NULL, OUTSIDE_FILE_RANGE)}
     bad = next(r for r in out.results if r.column == OUTSIDE_FILE_RANGE)
     assert "file not in the ledger" in bad.observed["examples"][0]
+
+
+def test_a_repeated_key_names_each_line_and_how_often(spark, runner):
+    rows = [*_good(), event("a1", 4, 0, verb="get"), event("a1", 5, 0, verb="get")]
+    out = _validate(spark, runner, rows)
+    assert failed(out) == {(IS_NULL, REPEATED_STAGE)}
+    bad = next(r for r in out.results if r.column == REPEATED_STAGE)
+    assert bad.observed["unexpected_count"] == 3
+    examples = sorted(bad.observed["examples"])
+    assert examples[0].endswith(":1 audit_id a1, stage ResponseComplete occurs 3 times")
+    assert [e.split(" ")[0][-2:] for e in examples] == [":1", ":4", ":5"]
+
+
+def test_rows_without_any_key_value_are_not_repeats(spark, runner):
+    # as GX's compound uniqueness: rows whose key columns are all null are left out (they
+    # fail not-null instead); a key with one null is still a key
+    rows = _good()
+    for r in rows[:2]:
+        r.update(audit_id=None, stage=None)
+    out = _validate(spark, runner, rows)
+    assert (IS_NULL, REPEATED_STAGE) not in failed(out)
+    rows = _good()
+    for r in rows[:2]:
+        r.update(audit_id=None)
+    assert (IS_NULL, REPEATED_STAGE) in failed(_validate(spark, runner, rows))
 
 
 def test_future_timestamp_fails(spark, runner):
