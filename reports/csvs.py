@@ -7,13 +7,20 @@ import io
 import json
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_FIRST = frozenset("".join(_FORMULA_START))
 
 
 def neutralise(value: Any) -> str:
     """``value`` as CSV cell text; a cell a spreadsheet would run as a formula gets a ``'``."""
+    kind = type(value)
+    if kind is str:  # most cells: the same answer as below, without the chain of checks
+        plain = cast(str, value)
+        return "'" + plain if plain[:1] in _FORMULA_FIRST else plain
+    if kind is int:
+        return str(value)
     if value is None:
         return ""
     if isinstance(value, int | float) and not isinstance(value, bool):

@@ -13,12 +13,15 @@ from zoneinfo import ZoneInfo
 import pyarrow.compute as pa_compute
 import pytest
 from report_week import CHINESE, HOSTILE_FORMULA, HOSTILE_HTML, render_kwargs, write_empty_week
+from weasyprint import HTML
+from weasyprint.formatting_structure import boxes
+from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import FatalURLFetchingError
 
 from reports.csvs import neutralise, to_csv
 from reports.figures import week_hours
 from reports.i18n import LOCALE_DIR, Messages
-from reports.render import TemplateOnlyFetcher, page_footer_css
+from reports.render import TemplateOnlyFetcher, html_to_pdf, page_footer_css
 from reports.verify import read_attachments, verify_report
 from reports.weekly import TEMPLATE_DIR, render_weekly_report
 
@@ -112,6 +115,57 @@ def test_render_weekly_report_is_byte_identical(font, week_dir, tmp_path, monkey
     assert again.pdf.read_bytes() == rendered["en"][0].pdf.read_bytes()
 
 
+def _fixed_table_layout(html: str) -> tuple[int, list[str], list[str]]:
+    """Laid out like the PDF, the cells of the fixed-layout tables: how many text boxes they
+    hold, the texts that reach past their cell's content box, and the header and number
+    cells that took more than one line."""
+    document = HTML(
+        string=html,
+        base_url=str(TEMPLATE_DIR) + "/",
+        url_fetcher=TemplateOnlyFetcher(TEMPLATE_DIR),
+    ).render(font_config=FontConfiguration())
+    checked, spilled, wrapped = 0, [], []
+    for page in document.pages:
+        for table in page._page_box.descendants():
+            if not isinstance(table, boxes.TableBox):
+                continue
+            if "fixed" not in (table.element.get("class") or "").split():
+                continue
+            for cell in table.descendants():
+                if not isinstance(cell, boxes.TableCellBox):
+                    continue
+                right = cell.content_box_x() + cell.width
+                texts = [b for b in cell.descendants() if isinstance(b, boxes.TextBox)]
+                checked += len(texts)
+                spilled += [t.text for t in texts if t.position_x + t.width > right + 0.01]
+                lines = [b for b in cell.descendants() if isinstance(b, boxes.LineBox)]
+                numeric = "num" in (cell.element.get("class") or "").split()
+                if len(lines) > 1 and (cell.element_tag == "th" or numeric):
+                    wrapped.append(" | ".join(t.text for t in texts))
+    return checked, spilled, wrapped
+
+
+@pytest.mark.parametrize("lang", ["en", "zh-CN"])
+def test_fixed_layout_tables_fit_their_text(font, week_dir, tmp_path, monkeypatch, lang):
+    # the long tables take their column widths from the stylesheet, not from their content
+    # (render time): nothing may run into the next column, and headers and counts keep to
+    # one line
+    pages: list[str] = []
+
+    def keep_html(html, *args, **kwargs):
+        pages.append(html)
+        return html_to_pdf(html, *args, **kwargs)
+
+    monkeypatch.setattr("reports.weekly.html_to_pdf", keep_html)
+    render_weekly_report(week_dir, tmp_path / lang, **render_kwargs(lang))
+    for table in ("catalogue", "resources", "operations", "ips", "users", "crd", "manifest"):
+        assert f'<table class="fixed w-{table}">' in pages[0], table
+    checked, spilled, wrapped = _fixed_table_layout(pages[0])
+    assert checked > 100
+    assert spilled == []
+    assert wrapped == []
+
+
 def test_render_weekly_report_shows_failed_validation(font, week_dir, tmp_path):
     validation = {
         "success": False,
@@ -176,6 +230,28 @@ def test_template_only_fetcher_refuses_outside_urls():
 @pytest.mark.parametrize("cell", ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"])
 def test_neutralise_prefixes_formula_starts(cell):
     assert neutralise(cell) == "'" + cell
+
+
+class _Text(str):
+    """A str subclass: takes neutralise's general path, not the fast one for plain str."""
+
+
+@pytest.mark.parametrize("cell", ["=1+1", "-x", "@a", "\tx", "\rx", "plain", "", "'=x", " =x"])
+def test_neutralise_fast_path_for_plain_text_agrees_with_the_general_one(cell):
+    assert neutralise(cell) == neutralise(_Text(cell))
+    assert neutralise(cell) == ("'" + cell if cell[:1] in "=+-@\t\r" and cell else cell)
+
+
+def test_neutralise_other_types():
+    assert [neutralise(v) for v in (None, True, False, 7, -7, 1.5)] == [
+        "",
+        "true",
+        "false",
+        "7",
+        "-7",
+        "1.5",
+    ]
+    assert neutralise(["=x"]) == '["=x"]'
 
 
 def test_to_csv_keeps_numbers_and_plain_text():
