@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from jobs._session import cds_intact, cds_size_file, java_options
+from jobs._session import cds_intact, cds_size_file, diagnostic_command, java_options
 from jobs.cds import _maps
 from jobs.settings import SparkSettings, spark_settings
 
@@ -55,3 +55,13 @@ def test_a_damaged_archive_is_found_before_it_is_kept(tmp_path):
         cut = _archive(tmp_path, fh.read(100_000), recorded=None)
     assert not _maps(cut)
     assert not list(tmp_path.glob("hs_err*"))  # the crash report stays in a temporary dir
+
+
+def test_the_session_jvm_maps_the_archive_with_its_own_options(spark):
+    # the archive is made under the settings' java options (inlining, collector); a flag it
+    # cannot be used with would leave only the JDK's own archive (~13 MB) mapped
+    archive = Path(spark_settings().cds_archive)
+    info = diagnostic_command(spark, "vmInfo")
+    mapped = re.search(r"CDS archive\(s\) mapped at: .*?size (\d+)", info)
+    assert mapped, info[:2000]
+    assert int(mapped.group(1)) >= archive.stat().st_size

@@ -42,3 +42,12 @@ def test_the_installed_file_is_the_packaged_one():
     path = Path(spark_settings().jit_directives)
     assert path.is_file() and path.parent.name == "jobs"
     assert GENERATED in path.read_text(encoding="utf-8")
+
+
+def test_the_session_jvm_runs_with_the_settings_inlining_bounds(spark):
+    # C2's inlining is bounded (C2 compile time on 2 cores; bench/RESULTS.md, thirteenth
+    # session): the flags of the settings reach the driver JVM as set, not HotSpot's defaults
+    wanted = re.findall(r"-XX:(\w*Inline\w*)=(\d+)", spark_settings().java_options)
+    assert {name for name, _ in wanted} == {"FreqInlineSize", "InlineSmallCode", "MaxInlineLevel"}
+    flags = dict(re.findall(r"-XX:(\w+)=(\S+)", diagnostic_command(spark, "vmFlags")))
+    assert {name: flags.get(name) for name, _ in wanted} == dict(wanted)
