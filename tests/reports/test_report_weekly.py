@@ -74,6 +74,19 @@ def test_render_weekly_report_no_missing_glyphs_and_fetches_only_template_files(
     assert "Report-Sans" in fonts and "DejaVu" not in fonts
 
 
+@pytest.mark.parametrize("lang", ["en", "zh-CN"])
+def test_chart_words_are_text_in_the_report_font(rendered, week_dir, lang):
+    # matplotlib writes the charts' words as SVG text, not glyph outlines: WeasyPrint sets
+    # them in the report's font (the PDF's only font, see above), and they can be searched
+    result, _, _ = rendered[lang]
+    t = Messages(lang, "Asia/Shanghai")
+    flat = "".join(_text(result.pdf).split())
+    tz = json.loads((week_dir / "summary.json").read_text())["timezone"]
+    for key in ("chart.hour", "chart.success", "chart.failure"):
+        words = t(key, tz=tz)
+        assert "".join(words.split()) in flat, (key, words)
+
+
 def test_render_weekly_report_hostile_strings_are_literal_text(rendered):
     text = _text(rendered["en"][0].pdf)
     flat = "".join(text.split())
