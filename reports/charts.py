@@ -19,6 +19,7 @@ from matplotlib.dates import DateFormatter
 from matplotlib.dates import date2num as _date2num
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 
 GOOD = "#1a7f4b"
 BAD = "#c0262d"
@@ -70,6 +71,12 @@ def _svg(fig: Figure) -> str:
     return text[text.index("<svg") :]  # inline in HTML: no XML prolog or DOCTYPE
 
 
+def _count_axis(axis: Any) -> None:
+    """A linear axis of counts: whole numbers with thousands separators, never "1e6"."""
+    axis.set_major_locator(MaxNLocator(nbins="auto", steps=[1, 2, 2.5, 5, 10], integer=True))
+    axis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+
+
 def _label_bars(ax: Any, bars: Any, values: Sequence[float], fmt: str = "{:,.0f}") -> None:
     ax.bar_label(
         bars,
@@ -107,10 +114,12 @@ def bar_chart(
     with _axes(font, height_in) as ax:
         if horizontal:
             bars = ax.barh(list(labels)[::-1], list(values)[::-1], color=NEUTRAL)
+            _count_axis(ax.xaxis)
             ax.set_xlabel(ylabel)
             _label_bars(ax, bars, list(values)[::-1])
         else:
             bars = ax.bar(list(labels), list(values), color=NEUTRAL)
+            _count_axis(ax.yaxis)
             ax.set_ylabel(ylabel)
             _label_bars(ax, bars, values)
         ax.margins(x=0.02, y=0.15)
@@ -132,6 +141,7 @@ def ok_fail_chart(
     with _axes(font, height_in) as ax:
         bad = _stack(ax, list(labels), ok, failed, (ok_label, failed_label))
         _label_bars(ax, bad, failed)
+        _count_axis(ax.yaxis)
         ax.set_ylabel(ylabel)
         _legend_below(ax, -0.15)
         return _svg(ax.figure)
@@ -160,6 +170,7 @@ def hourly_chart(
         ax.set_xlim(-0.5, max(len(xs), 1) - 0.5)
         ax.grid(axis="x", color="#b9b9b9", linewidth=0.4)
         ax.set_axisbelow(True)
+        _count_axis(ax.yaxis)
         ax.set_ylabel(ylabel)
         ax.set_xlabel(xlabel)
         _legend_below(ax, -0.3)
