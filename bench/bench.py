@@ -2,7 +2,8 @@
 
 For each size (events of a synth week: 3 masters, uncompressed, 100 MB rotation), every step
 runs as a child process timed whole (JVM start-up included), its process tree's peak
-proportional memory (PSS) sampled every 100 ms:
+proportional memory (PSS) sampled every 0.5 s (read only when the tree's RSS could raise the
+peak: bench_ingest.tree_peak):
   ingest        `kaudit ingest` into an empty lake
   spark-floor   read.json with the raw audit schema -> date-partitioned Parquet (nothing else)
   duckdb        the same files -> typed, date-partitioned Parquet
@@ -38,7 +39,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(BENCH))
 
-from bench_ingest import DUCKDB_SQL, SAMPLE_SECONDS, _resident, prepare  # noqa: E402
+from bench_ingest import DUCKDB_SQL, SAMPLE_SECONDS, prepare, tree_peak  # noqa: E402
 
 KAUDIT = str(Path(sys.executable).parent / "kaudit")
 WEEK = "2026-W47"
@@ -189,15 +190,13 @@ def measure(cmd: list[str], work: Path, label: str) -> dict:
                 tree = [p, *p.children(recursive=True)]
             except psutil.Error:
                 tree = [p]
-            total = 0
             for x in tree:
-                total += _resident(x)
                 try:
                     if "pyspark.daemon" in " ".join(x.cmdline()):
                         daemons += 1
                 except psutil.Error:
                     pass
-            peak = max(peak, total)
+            peak = tree_peak(tree, peak)
             time.sleep(SAMPLE_SECONDS)
 
     t = threading.Thread(target=sample, daemon=True)
