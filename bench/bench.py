@@ -8,6 +8,7 @@ peak: bench_ingest.tree_peak):
   spark-floor   read.json with the raw audit schema -> date-partitioned Parquet (nothing else)
   duckdb        the same files -> typed, date-partitioned Parquet
   report        `kaudit report` (marts + summary, validation, PDF: each step's own figure)
+  marts-floor   Spark's floor for the weekly run: duckdb-marts's SQL in Spark SQL (own JVM)
   duckdb-marts  overview, source_ips, users, resource_operations over the same lake
 Then, once: an hourly ingest of one new hour into a four-week lake vs into an empty lake,
 bench/bench_investigate.py, and (``--adversarial``) the weekly run on the first size's week
@@ -87,6 +88,57 @@ COPY (SELECT api_group, resource,
       GROUP BY ALL) TO '{out}/resource_operations.parquet';
 """
 
+# Spark's floor for the weekly run: the same requests and marts as DUCKDB_MARTS, in Spark SQL
+# (max_by for arg_max, collect_set for list(DISTINCT)), in one process with its own JVM.
+SPARK_REQUESTS = """
+CACHE TABLE requests AS
+SELECT cluster, coalesce(audit_id, dedup_key) AS request_key,
+       max_by(verb, stage_ts) AS verb, max_by(user_name, stage_ts) AS user_name,
+       max_by(api_group, stage_ts) AS api_group, max_by(resource, stage_ts) AS resource,
+       max_by(subresource, stage_ts) AS subresource,
+       max_by(element_at(source_ips, -1), stage_ts) AS client_ip,
+       max_by(response_code, stage_ts) AS response_code, count(*) AS events,
+       min(request_received_ts) AS request_received_ts
+FROM parquet.`{events}`
+WHERE request_received_ts >= TIMESTAMP '2026-11-16' AND request_received_ts < TIMESTAMP '2026-11-23'
+GROUP BY ALL
+"""
+SPARK_MARTS = {
+    "overview": """
+  SELECT 'day' AS dimension, CAST(CAST(request_received_ts AS DATE) AS STRING) AS key,
+         count(*) AS requests, sum(events) AS events,
+         count(*) FILTER (WHERE response_code >= 400) AS failures,
+         count(DISTINCT user_name) AS distinct_users, count(DISTINCT client_ip) AS distinct_source_ips
+  FROM requests GROUP BY ALL
+  UNION ALL
+  SELECT 'hour', date_format(request_received_ts, 'yyyy-MM-dd HH'), count(*), sum(events),
+         count(*) FILTER (WHERE response_code >= 400), count(DISTINCT user_name),
+         count(DISTINCT client_ip)
+  FROM requests GROUP BY ALL
+  UNION ALL
+  SELECT 'verb', verb, count(*), sum(events), count(*) FILTER (WHERE response_code >= 400),
+         count(DISTINCT user_name), count(DISTINCT client_ip) FROM requests GROUP BY ALL""",
+    "source_ips": """
+  SELECT client_ip AS ip, count(*) AS requests, sum(events) AS events,
+         count(*) FILTER (WHERE response_code >= 400) AS failures,
+         count(DISTINCT user_name) AS users,
+         min(request_received_ts) AS first_seen, max(request_received_ts) AS last_seen
+  FROM requests GROUP BY ALL ORDER BY requests DESC, ip""",
+    "users": """
+  SELECT user_name AS user, count(*) AS requests, sum(events) AS events,
+         count(*) FILTER (WHERE response_code >= 400) AS failures,
+         count(DISTINCT client_ip) AS source_ips, collect_set(verb) AS verbs
+  FROM requests GROUP BY ALL ORDER BY requests DESC, user""",
+    "resource_operations": """
+  SELECT api_group, resource,
+         CASE WHEN verb = 'create' THEN 'create' WHEN verb IN ('update', 'patch') THEN 'update'
+              WHEN verb IN ('delete', 'deletecollection') THEN 'delete'
+              WHEN verb IN ('get', 'list', 'watch') THEN 'read' ELSE 'other' END AS operation,
+         count(*) AS requests, count(DISTINCT user_name) AS users
+  FROM requests WHERE resource IS NOT NULL AND coalesce(subresource, '') = ''
+  GROUP BY ALL""",
+}
+
 
 # ---------------------------------------------------------------- children (one process each)
 
@@ -151,7 +203,25 @@ def child_duckdb_marts(home: Path, out: Path) -> dict:
     return {"requests": con.execute("SELECT count(*) FROM requests").fetchone()[0]}
 
 
-CHILDREN = {"floor": child_floor, "duckdb": child_duckdb, "duckdb-marts": child_duckdb_marts}
+def child_marts_floor(home: Path, out: Path) -> dict:
+    """Spark's floor for the weekly run: DUCKDB_MARTS's requests and marts in Spark SQL."""
+    from jobs._session import get_spark
+
+    spark = get_spark("kaudit-bench-marts-floor")
+    spark.sql(SPARK_REQUESTS.format(events=home / "lake" / "events"))
+    for name, sql in SPARK_MARTS.items():
+        spark.sql(sql).coalesce(1).write.mode("overwrite").parquet(str(out / name))
+    requests = spark.table("requests").count()
+    spark.stop()
+    return {"requests": requests}
+
+
+CHILDREN = {
+    "floor": child_floor,
+    "duckdb": child_duckdb,
+    "duckdb-marts": child_duckdb_marts,
+    "marts-floor": child_marts_floor,
+}
 
 
 # ---------------------------------------------------------------- measuring a process tree
@@ -264,11 +334,14 @@ def bench_size(work: Path, n: int, ingest_only: bool = False, report: bool = Tru
         work,
         f"report-{n}",
     )
+    res["marts_floor"] = measure(
+        child_cmd("marts-floor", home, work / f"martsfloor-{n}"), work, f"martsfloor-{n}"
+    )
     res["duckdb_marts"] = measure(
         child_cmd("duckdb-marts", home, work / f"duckmarts-{n}"), work, f"duckmarts-{n}"
     )
     res["summary_lists"] = summary_lists(home)
-    for k in ("ingest", "floor", "duckdb", "report", "duckdb_marts"):
+    for k in ("ingest", "floor", "duckdb", "report", "marts_floor", "duckdb_marts"):
         print(
             f"{n} {k}: {res[k]['seconds']:.1f} s, {res[k]['pss_mib']:.0f} MiB, "
             f"steps {res[k]['steps']}, python workers: {res[k]['python_workers']}",
@@ -448,11 +521,13 @@ def table(
         )
         if "report" not in r:
             continue
-        rep, dm = r["report"], r["duckdb_marts"]
+        rep, dm, mf = r["report"], r["duckdb_marts"], r.get("marts_floor")
+        mf_s, mf_mib = (f"{mf['seconds']:.1f}", f"{mf['pss_mib']:.0f}") if mf else ("-", "-")
         rows.append(
             f"| weekly run (`kaudit report`), whole process | {n} | {rep['seconds']:.1f} "
-            f"| - | {dm['seconds']:.1f} | - | {ratio(rep['seconds'], dm['seconds'])} | "
-            f"{rep['pss_mib']:.0f} / - / {dm['pss_mib']:.0f} | {rep['python_workers']} |"
+            f"| {mf_s} | {dm['seconds']:.1f} | {ratio(rep['seconds'], mf and mf['seconds'])} | "
+            f"{ratio(rep['seconds'], dm['seconds'])} | "
+            f"{rep['pss_mib']:.0f} / {mf_mib} / {dm['pss_mib']:.0f} | {rep['python_workers']} |"
         )
         for step, sec in rep["steps"].items():
             rows.append(f"| &nbsp; report step: {step} | {n} | {sec:.1f} | - | - | - | - | - | - |")
