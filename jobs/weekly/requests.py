@@ -153,10 +153,37 @@ def summarise_requests(
         & F.col("resource").isin(*body_resources)
         & F.coalesce(F.col("subresource"), F.lit("")).eqNullSafe("")
     )
-    # One shuffle of the events by request and one sort: the request's last stage (the
-    # highest stage rank, then the latest stage_ts; evidence pointer to break ties) is row 1.
-    # (A groupBy with max_by over a struct of these columns aggregated the same, through a
-    # sort-based map-side aggregation that spilled 1 GB at 1.5 M events.)
+    response_name = F.get_json_object("response_object", "$.metadata.name")
+    keyed_df = events_df.withColumn("request_key", _request_key(events_df))
+    # Most requests log one event. A narrow aggregation over a 64-bit hash of the key finds the
+    # keys that repeat; only their events (every event of a repeated key has its hash) are
+    # shuffled and sorted by request, the others become requests where they are. A hash shared
+    # by two keys sends a lone event the long way, which gives it the same row.
+    key_hash = F.xxhash64("request_key", "cluster")
+    repeated_df = (
+        keyed_df.select(key_hash.alias("_key_hash"))
+        .groupBy("_key_hash")
+        .count()
+        .filter(F.col("count") > 1)
+        .select("_key_hash")
+    )
+    hashed_df = keyed_df.withColumn("_key_hash", key_hash)
+    lone_df = hashed_df.join(F.broadcast(repeated_df), "_key_hash", "left_anti").select(
+        "cluster",
+        "request_key",
+        *_LAST_STAGE_COLUMNS,
+        F.lit(1).cast("long").alias("events"),
+        F.when(F.col("stage").isNull(), F.array().cast("array<string>"))
+        .otherwise(F.array("stage"))
+        .alias("stages"),
+        "request_received_ts",
+        F.when(keep_body, F.col("request_object")).alias("request_object"),
+        F.when(keep_body, response_name).alias("response_name"),
+    )
+    # The repeated keys' events: one shuffle by request and one sort; the request's last stage
+    # (the highest stage rank, then the latest stage_ts; evidence pointer to break ties) is
+    # row 1. (A groupBy with max_by over a struct of these columns aggregated the same,
+    # through a sort-based map-side aggregation that spilled 1 GB at 1.5 M events.)
     # request_key first: the sort's prefix (its first 8 bytes) then tells most rows apart; with
     # the cluster first (one value per run) every comparison read both strings in full.
     per_request = Window.partitionBy("request_key", "cluster")
@@ -166,7 +193,7 @@ def summarise_requests(
         F.col("evidence_sha256").desc(),
         F.col("line_no").desc(),
     )
-    ranked_df = events_df.withColumn("request_key", _request_key(events_df)).select(
+    ranked_df = hashed_df.join(F.broadcast(repeated_df), "_key_hash", "left_semi").select(
         "cluster",
         "request_key",
         *_LAST_STAGE_COLUMNS,
@@ -175,11 +202,9 @@ def summarise_requests(
         F.sort_array(F.collect_set("stage").over(per_request)).alias("stages"),
         F.min("request_received_ts").over(per_request).alias("request_received_ts"),
         F.max(F.when(keep_body, F.col("request_object"))).over(per_request).alias("request_object"),
-        F.max(F.when(keep_body, F.get_json_object("response_object", "$.metadata.name")))
-        .over(per_request)
-        .alias("response_name"),
+        F.max(F.when(keep_body, response_name)).over(per_request).alias("response_name"),
     )
-    flat_df = ranked_df.filter(F.col("_rank") == 1).drop("_rank")
+    flat_df = ranked_df.filter(F.col("_rank") == 1).drop("_rank").unionByName(lone_df)
     user = F.col("user_name")
     return flat_df.select(
         *flat_df.columns,

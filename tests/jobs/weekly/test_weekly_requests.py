@@ -219,3 +219,40 @@ def test_read_week_reads_only_the_week_s_partitions_of_its_cluster(
         ("cluster=c1", "event_date=2026-11-22"),
     }
     assert len(every.inputFiles()) > len(week.inputFiles())  # listing every file: the old way
+
+
+def test_a_lone_event_makes_the_same_request_as_a_sorted_group(spark, make_event, events_df):
+    """Requests of one event skip the shuffle by request: they must come out as the sorted path
+    (repeated keys) makes them. Each pair below differs only in a RequestReceived stage."""
+    created = '{"metadata":{"generateName":"web-","name":"web-x1"}}'
+    shapes = {
+        "create": dict(verb="create", object_name=None, request_object='{"kind":"Pod"}',
+                       response_object=created),
+        "get": dict(request_object='{"kind":"Pod"}', response_object=created),
+        "exec": dict(verb="create", subresource="exec", request_object="{}"),
+        "denied": dict(response_code=403, user_name="system:anonymous", source_ips=[]),
+    }  # fmt: skip
+    rows = []
+    for name, shape in shapes.items():
+        rows.append(make_event(audit_id=f"lone-{name}", **shape))
+        rows.append(make_event(audit_id=f"pair-{name}", stage="RequestReceived", **shape))
+        rows.append(make_event(audit_id=f"pair-{name}", **shape))
+    rows.append(make_event(audit_id=None, dedup_key="sha256:lone", **shapes["create"]))
+    got = {
+        r.request_key: r.asDict()
+        for r in summarise_requests(events_df(rows), timezone="Asia/Shanghai").collect()
+    }
+    assert len(got) == 2 * len(shapes) + 1
+    differ = {"request_key", "audit_id", "line_no", "events", "stages"}
+    for name in shapes:
+        lone, pair = got[f"lone-{name}"], got[f"pair-{name}"]
+        assert (lone["events"], lone["stages"]) == (1, ["ResponseComplete"])
+        assert (pair["events"], pair["stages"]) == (2, ["RequestReceived", "ResponseComplete"])
+        assert {k: v for k, v in lone.items() if k not in differ} == {
+            k: v for k, v in pair.items() if k not in differ
+        }, name
+    create, get = got["lone-create"], got["lone-get"]
+    assert (create["request_object"], create["response_name"]) == ('{"kind":"Pod"}', "web-x1")
+    assert (get["request_object"], get["response_name"]) == (None, None)
+    assert got["sha256:lone"]["response_name"] == "web-x1"
+    assert got["lone-denied"]["user_kind"] == "anonymous"
