@@ -224,7 +224,8 @@ def run(
         written: dict[str, list[dict[str, Any]] | None] = {}
         # Planning takes driver time (py4j calls; seconds for the detection and policy marts):
         # a second thread plans each request mart in turn, then the detection and policy
-        # marts, while this one writes each request mart as soon as it is planned. Each cache
+        # marts, while two more write the request marts as soon as they are planned (one
+        # mart's job alone left a core idle in its small final stages). Each cache
         # is released as soon as nothing left reads it (a week under attack caches millions
         # of requests and important events; the later aggregations then ran out of memory):
         # important_events is written while the requests it is computed from are cached.
@@ -238,8 +239,15 @@ def run(
                 policy, config.detections,
             )  # fmt: skip
             try:
-                for name, mart in request_marts.items():
-                    written[name] = _write(spark, mart.result(), out / name, name)
+                with ThreadPoolExecutor(2, thread_name_prefix="kaudit-write") as writers:
+                    writes = {
+                        name: writers.submit(
+                            lambda n, m: _write(spark, m.result(), out / n, n), name, mart
+                        )
+                        for name, mart in request_marts.items()
+                    }
+                    for name, write in writes.items():
+                        written[name] = write.result()
             finally:
                 planned, cached = planning.result()
                 important_df, policy_df, scoped_df = cached
