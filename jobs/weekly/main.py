@@ -240,9 +240,6 @@ def run(
             )  # fmt: skip
             try:
                 with ThreadPoolExecutor(2, thread_name_prefix="kaudit-write") as writers:
-                    # the important events' cache fills beside the request marts, as soon as
-                    # it is planned (the longest job left; the marts' small stages fill gaps)
-                    filled = writers.submit(lambda: planning.result()[1][0].count())
                     writes = {
                         name: writers.submit(
                             lambda n, m: _write(spark, m.result(), out / n, n), name, mart
@@ -251,16 +248,16 @@ def run(
                     }
                     for name, write in writes.items():
                         written[name] = write.result()
-                    filled.result()
             finally:
                 planned, cached = planning.result()
                 important_df, policy_df, scoped_df = cached
 
-        # Everything left reads the important events' cache (filled above) or the policy
-        # verdicts': release what the first was computed from; then this thread writes
-        # important_events while a second one writes the other marts. A week under attack's
-        # important_events (millions of rows) is sorted and written by one task (one file): the
-        # other marts take the other core meanwhile.
+        # Everything left reads the important events' cache or the policy verdicts': fill the
+        # first and release what it was computed from; then this thread writes important_events
+        # while a second one writes the other marts. A week under attack's important_events
+        # (millions of rows) is sorted and written by one task (one file): the other marts take
+        # the other core meanwhile.
+        important_df.count()
         for release in (requests_df, scoped_df):
             release.unpersist()
         side_marts = ((("detections",), ()), (POLICY_MARTS, (policy_df,)))
