@@ -139,6 +139,11 @@ def get_spark(
         # 10.7 kB). Over this limit Spark runs the stage without whole-stage codegen, with
         # small generated methods, as its documentation advises for HotSpot.
         .config(HUGE_METHOD_LIMIT, str(HOTSPOT_HUGE_METHOD))
+        # Scans of the lake read at most 32 MB of Parquet per task (Spark's default: 128 MB).
+        # The weekly run caches most requests straight from the scan (those of one event):
+        # a cached partition is unrolled whole in the heap, and a week under attack (2.5 M
+        # events, 272 MB) made three of ~1 M rows each, which ran out of a 2 GB heap.
+        .config("spark.sql.files.maxPartitionBytes", str(32 * 2**20))
         # Cached frames (the week's requests, read by every mart) are stored uncompressed:
         # choosing each column's encoding hashes every value (a tenth of the weekly run's
         # executor samples) to save ~25% of memory (1.5 M events: 218 MiB -> 169 MiB).
