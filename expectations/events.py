@@ -164,16 +164,46 @@ def prepare_events(events_df: DataFrame, file_ranges_df: DataFrame) -> DataFrame
     )
 
 
+def _hash_repeats(prepared_df: DataFrame) -> set[str]:
+    """The UNIQUE_KEYS check names whose key MAY repeat: a 64-bit hash of it repeats.
+
+    One pass and one narrow shuffle of (check index, long) pairs for both keys, instead of a
+    shuffle of each key's strings (audit IDs, 64-character file hashes). Equal keys always
+    hash equal, so a name left out has no repeated key; a name returned may be a collision
+    only, which the exact check then clears.
+    """
+    names = list(UNIQUE_KEYS)
+    tagged = [
+        F.when(
+            reduce(Column.__or__, [F.col(k).isNotNull() for k in keys]),
+            F.struct(F.lit(i).alias("_check"), F.xxhash64(*keys).alias("_hash")),
+        )
+        for i, keys in enumerate(UNIQUE_KEYS.values())
+    ]
+    repeated = (
+        prepared_df.select(F.explode(F.array(*tagged)).alias("_k"))
+        .filter(F.col("_k").isNotNull())
+        .groupBy("_k._check", "_k._hash")
+        .agg(F.count(F.lit(1)).alias("_times"))
+        .filter(F.col("_times") > 1)
+        .select("_check")
+        .distinct()
+    )
+    return {names[row["_check"]] for row in repeated.collect()}
+
+
 def with_key_checks(prepared_df: DataFrame) -> DataFrame:
     """``prepared_df`` plus the UNIQUE_KEYS check columns (null unless the row's key repeats).
 
-    Runs one narrow aggregation per key (a Spark job each): persist ``prepared_df`` first.
-    GX's own uniqueness expectation partitions every row with all its columns by the key,
-    once per key (1.5 M events: 11-18 s of a weekly validation); the keys alone, counted,
-    say the same, and a row of a repeated key still says where it is and how often it occurs.
-    When no key repeats (the rule) the columns are null and nothing is joined.
+    A first pass counts 64-bit hashes of both keys (:func:`_hash_repeats`); only a key whose
+    hash repeats is then counted exactly, one narrow aggregation over the key itself. Persist
+    ``prepared_df`` first. GX's own uniqueness expectation partitions every row with all its
+    columns by the key, once per key (1.5 M events: 11-18 s of a weekly validation); the keys
+    alone, counted, say the same, and a row of a repeated key still says where it is and how
+    often it occurs. When no key repeats (the rule) the columns are null and nothing is joined.
     """
     checked = prepared_df
+    maybe_repeated = _hash_repeats(prepared_df)
     for name, keys in UNIQUE_KEYS.items():
         present = reduce(Column.__or__, [F.col(k).isNotNull() for k in keys])
         repeated = (
@@ -183,7 +213,7 @@ def with_key_checks(prepared_df: DataFrame) -> DataFrame:
             .filter(F.col("_times") > 1)
             .select(*[F.col(k).alias(f"_{k}") for k in keys], "_times")
         )
-        if repeated.isEmpty():
+        if name not in maybe_repeated or repeated.isEmpty():
             checked = checked.withColumn(name, F.lit(None).cast("string"))
             continue
         same_key = reduce(Column.__and__, [F.col(k).eqNullSafe(F.col(f"_{k}")) for k in keys])

@@ -9,6 +9,8 @@ from expectations.events import (
     OUTSIDE_FILE_RANGE,
     REPEATED_LINE,
     REPEATED_STAGE,
+    UNIQUE_KEYS,
+    _hash_repeats,
     build_events_suite,
     file_ranges_from_ledger,
     prepare_events,
@@ -121,6 +123,30 @@ def test_rows_without_any_key_value_are_not_repeats(spark, runner):
     for r in rows[:2]:
         r.update(audit_id=None)
     assert (IS_NULL, REPEATED_STAGE) in failed(_validate(spark, runner, rows))
+
+
+def _prepared(spark, rows):
+    return prepare_events(events_df(spark, rows), file_ranges_from_ledger(spark, ledger_entries()))
+
+
+def test_the_hashed_pass_names_only_the_keys_that_repeat(spark):
+    assert _hash_repeats(_prepared(spark, _good())) == set()
+    rows = _good()
+    rows[1].update(line_no=1)
+    assert _hash_repeats(_prepared(spark, rows)) == {REPEATED_LINE}
+    rows = _good()
+    for r in rows[:2]:
+        r.update(audit_id=None, stage=None)  # no key at all: not a repeat
+    assert _hash_repeats(_prepared(spark, rows)) == set()
+
+
+def test_a_hash_collision_alone_flags_no_row(spark, runner, monkeypatch):
+    # as if both keys' hashes had collided: the exact count clears them
+    monkeypatch.setattr("expectations.events._hash_repeats", lambda df: set(UNIQUE_KEYS))
+    out = _validate(spark, runner, _good())
+    assert out.success and failed(out) == set()
+    rows = [*_good(), event("a1", 4, 0, verb="get")]
+    assert failed(_validate(spark, runner, rows)) == {(IS_NULL, REPEATED_STAGE)}
 
 
 def test_future_timestamp_fails(spark, runner):
