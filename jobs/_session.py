@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,9 @@ CACHE_COMPRESSED = "spark.sql.inMemoryColumnarStorage.compressed"
 DATAFRAME_DEBUGGING = "spark.python.sql.dataFrameDebugging.enabled"
 JIT_DIRECTIVES_ADDED = "kaudit.jit.directives"
 HOTSPOT_HUGE_METHOD = 8000  # bytes of bytecode: HotSpot's -XX:+DontCompileHugeMethods bound
+# Spark's log: to a file, never the terminal (see log4j2.properties)
+LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
+_SPARK_LOG: list[Path] = []
 # the archive's own messages (one made for other jars is ignored) stay off the terminal
 CDS_QUIET = "-Xlog:cds=off -Xlog:cds+dynamic=off"
 
@@ -32,6 +38,22 @@ def java_options(settings: SparkSettings) -> str:
     if not archive or not cds_intact(Path(archive)):
         return settings.java_options
     return f"{settings.java_options} -XX:SharedArchiveFile={archive} {CDS_QUIET}"
+
+
+def spark_log_path() -> Path:
+    """Where this process's Spark log goes: ``$TMPDIR/kaudit-spark-<UTC time>-<pid>.log``.
+
+    The file exists only once Spark logged something (errors by default).
+    """
+    if not _SPARK_LOG:
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+        _SPARK_LOG.append(Path(tempfile.gettempdir()) / f"kaudit-spark-{stamp}-{os.getpid()}.log")
+    return _SPARK_LOG[0]
+
+
+def logging_options() -> str:
+    """The driver JVM's log4j options: kaudit's config, and this process's log file."""
+    return f"-Dlog4j2.configurationFile={LOG4J_CONFIG} -Dkaudit.spark.log={spark_log_path()}"
 
 
 def diagnostic_command(spark: SparkSession, command: str, *args: str) -> str:
@@ -155,7 +177,7 @@ def get_spark(
         .config(DATAFRAME_DEBUGGING, "false")
         # off-heap (Netty, Parquet codecs) defaults to the heap size: cap it so that the
         # process stays well under 4 GB in local mode
-        .config("spark.driver.extraJavaOptions", java_options(settings))
+        .config("spark.driver.extraJavaOptions", f"{java_options(settings)} {logging_options()}")
     )
     for key, value in (extra_conf or {}).items():
         builder = builder.config(key, value)

@@ -17,6 +17,7 @@ EXIT_DATA = 4  # input or store refused: evidence altered, ingest could not acco
 EXIT_DELIVERY = 5  # the report was written but could not be delivered (SMTP, webhook)
 EXIT_VALIDATION = 6  # validation failed and the configured gate blocks publishing
 EXIT_INTERNAL = 70  # a bug: the message says where the log with details is
+EXIT_RESOURCES = 71  # Spark ran out of memory or its JVM stopped: give the driver more memory
 
 EXIT_CODES: dict[int, str] = {
     EXIT_OK: "ok",
@@ -27,6 +28,7 @@ EXIT_CODES: dict[int, str] = {
     EXIT_DELIVERY: "report written but not delivered (SMTP or webhook)",
     EXIT_VALIDATION: "validation failed and publishing is blocked",
     EXIT_INTERNAL: "internal error (a bug): details in the log file named",
+    EXIT_RESOURCES: "Spark ran out of memory or its JVM stopped: raise KAUDIT_SPARK_DRIVER_MEMORY",
 }
 
 
