@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import subprocess
 import tempfile
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from py4j.protocol import Py4JError
+from pyspark import SparkConf, SparkContext
+from pyspark.java_gateway import launch_gateway
 from pyspark.sql import SparkSession
 
 from jobs.settings import SparkSettings, spark_settings
@@ -25,6 +29,8 @@ LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
 _SPARK_LOG: list[Path] = []
 # the archive's own messages (one made for other jars is ignored) stay off the terminal
 CDS_QUIET = "-Xlog:cds=off -Xlog:cds+dynamic=off"
+# What the JVM prints at start because Spark's launcher always adds this module: not for users.
+JVM_NOISE = frozenset({b"WARNING: Using incubator modules: jdk.incubator.vector\n"})
 
 
 def java_options(settings: SparkSettings) -> str:
@@ -51,9 +57,12 @@ def spark_log_path() -> Path:
     return _SPARK_LOG[0]
 
 
-def logging_options() -> str:
-    """The driver JVM's log4j options: kaudit's config, and this process's log file."""
-    return f"-Dlog4j2.configurationFile={LOG4J_CONFIG} -Dkaudit.spark.log={spark_log_path()}"
+def logging_options(level: str = "ERROR") -> str:
+    """The driver JVM's log4j options: kaudit's config, this process's log file, its level."""
+    return (
+        f"-Dlog4j2.configurationFile={LOG4J_CONFIG} -Dkaudit.spark.log={spark_log_path()}"
+        f" -Dkaudit.spark.log.level={level}"
+    )
 
 
 def diagnostic_command(spark: SparkSession, command: str, *args: str) -> str:
@@ -129,6 +138,30 @@ def cds_intact(archive: Path) -> bool:
         return False
 
 
+def launch_quiet_jvm(options: dict[str, Any]) -> None:
+    """Start the driver JVM as PySpark would, its stderr passed on but for ``JVM_NOISE``.
+
+    PySpark starts the JVM with the terminal as its stderr: Spark's launcher always adds the
+    incubator module, and the JVM says so on every kaudit command. Anything else the JVM
+    prints there (a crash) still reaches the terminal, line by line.
+    """
+    conf = SparkConf().setAll([(k, str(v)) for k, v in options.items()])
+    gateway = launch_gateway(conf, popen_kwargs={"stderr": subprocess.PIPE})  # type: ignore[no-untyped-call]
+    stderr = getattr(getattr(gateway, "proc", None), "stderr", None)
+    if stderr is not None:  # None: PySpark joined a JVM started by someone else
+        threading.Thread(
+            target=_pass_stderr, args=(stderr,), name="kaudit-jvm-stderr", daemon=True
+        ).start()
+    SparkContext._ensure_initialized(gateway=gateway)
+
+
+def _pass_stderr(stream: Any) -> None:
+    """Copy the JVM's stderr to this process's (file descriptor 2), less ``JVM_NOISE``."""
+    for line in iter(stream.readline, b""):
+        if line not in JVM_NOISE:
+            os.write(2, line)
+
+
 def get_spark(
     app_name: str = "kaudit",
     master: str | None = None,
@@ -177,10 +210,15 @@ def get_spark(
         .config(DATAFRAME_DEBUGGING, "false")
         # off-heap (Netty, Parquet codecs) defaults to the heap size: cap it so that the
         # process stays well under 4 GB in local mode
-        .config("spark.driver.extraJavaOptions", f"{java_options(settings)} {logging_options()}")
+        .config(
+            "spark.driver.extraJavaOptions",
+            f"{java_options(settings)} {logging_options(settings.log_level)}",
+        )
     )
     for key, value in (extra_conf or {}).items():
         builder = builder.config(key, value)
+    if SparkContext._gateway is None:
+        launch_quiet_jvm(builder._options)  # the options the builder would start it with
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(settings.log_level)
     add_jit_directives(spark, settings.jit_directives)

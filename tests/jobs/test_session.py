@@ -1,11 +1,15 @@
-"""Settings of the session get_spark builds that change how the driver plans queries."""
+"""The session get_spark builds: settings that change how the driver plans, a quiet start."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
 
 import pyspark.errors.utils as pyspark_errors
 from pyspark.sql import functions as F
 
-from jobs._session import DATAFRAME_DEBUGGING
+from jobs._session import DATAFRAME_DEBUGGING, JVM_NOISE, _pass_stderr
 
 
 def test_column_functions_do_not_record_their_python_call_site(spark, monkeypatch):
@@ -19,3 +23,32 @@ def test_column_functions_do_not_record_their_python_call_site(spark, monkeypatc
     assert captured == []
     assert spark.conf.get(DATAFRAME_DEBUGGING) == "false"
     assert [r.a for r in df.collect()] == [None, None, "x2"]
+
+
+def test_a_new_session_prints_nothing_on_the_terminal(tmp_path):
+    # The JVM's incubator-module warning and PySpark's two lines about the shell's log level
+    # printed at the start of every kaudit command; a session's start and a job print nothing.
+    script = (
+        "from jobs._session import get_spark\n"
+        "spark = get_spark(master='local[1]')\n"
+        "print(spark.range(5).count())\n"
+    )
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, env=env, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout == b"5\n"
+    assert done.stderr == b""
+    assert list(tmp_path.glob("kaudit-spark-*.log")) == []  # no Spark log without an error
+
+
+def test_the_jvm_stderr_is_passed_on_but_its_startup_noise(capfd):
+    read_end, write_end = os.pipe()
+    with os.fdopen(write_end, "wb") as jvm_stderr:
+        jvm_stderr.writelines(
+            [*JVM_NOISE, b'Exception in thread "main" java.lang.Error: boom\n', b"last"]
+        )
+    with os.fdopen(read_end, "rb") as stream:
+        _pass_stderr(stream)
+    assert capfd.readouterr().err == 'Exception in thread "main" java.lang.Error: boom\nlast'
