@@ -267,8 +267,8 @@ def test_run_weekly_is_deterministic(weekly):
         assert rows == marts[name], name
 
 
-def test_corpus_falco_exec_and_attach_are_found(spark, corpus):
-    from jobs.detections.findings import find_important_events
+def _falco_requests(spark, corpus):
+    """The requests of the Falco corpus file, and their client IPs (none public)."""
     from jobs.schemas import RAW_EVENT
     from jobs.weekly.identities import select_client_ips
     from jobs.weekly.requests import summarise_requests
@@ -286,9 +286,14 @@ def test_corpus_falco_exec_and_attach_are_found(spark, corpus):
             }
         )
     )
-    events_df = _normalize(lines_df)
-    requests_df = summarise_requests(events_df)
-    ips_df = select_client_ips(requests_df).withColumn("is_public", F.lit(False))
+    requests_df = summarise_requests(_normalize(lines_df))
+    return requests_df, select_client_ips(requests_df).withColumn("is_public", F.lit(False))
+
+
+def test_corpus_falco_exec_and_attach_are_found(spark, corpus):
+    from jobs.detections.findings import find_important_events
+
+    requests_df, ips_df = _falco_requests(spark, corpus)
     hits = {
         (r.detection_id, r.audit_id): r
         for r in find_important_events(requests_df, ips_df)
@@ -305,6 +310,28 @@ def test_corpus_falco_exec_and_attach_are_found(spark, corpus):
     attach_row = hits["attach", "14933b4e-7b09-4964-af09-b7987367e1ba"]
     assert (attach_row.user_name, attach_row.client_ip) == ("minikube-user", "192.168.99.1")
     assert {d for d, _ in hits} == {"exec", "attach"} and len(hits) == 2
+
+
+def test_important_events_are_cached_in_few_partitions_with_the_same_rows(spark, corpus):
+    # each task reading the cache deserialises the whole lineage: the union of a dozen
+    # detection passes had a partition per pass and per scan split, most of them empty
+    from jobs.config import DetectionsConfig
+    from jobs.detections.findings import detection_requests, important_events_from
+    from jobs.weekly.main import IMPORTANT_PARTITIONS_PER_CORE, important_events_in_few_partitions
+
+    requests_df, ips_df = _falco_requests(spark, corpus)
+    config = DetectionsConfig()
+    scoped_df = detection_requests(requests_df, ips_df, config)
+    every_df = important_events_from(scoped_df, config)
+    assert every_df.rdd.getNumPartitions() > 2  # a partition per pass (1.5 M week: 68)
+    rows = sorted(map(repr, every_df.collect()))
+    assert rows  # exec and attach
+    few_df = important_events_in_few_partitions(scoped_df, config, partitions=2)
+    assert few_df.rdd.getNumPartitions() == 2
+    assert sorted(map(repr, few_df.collect())) == rows
+    default_df = important_events_in_few_partitions(scoped_df, config)
+    limit = IMPORTANT_PARTITIONS_PER_CORE * spark.sparkContext.defaultParallelism
+    assert default_df.rdd.getNumPartitions() <= limit
 
 
 def _normalize(lines_df):
