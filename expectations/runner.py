@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -204,17 +205,34 @@ class Runner:
         """Validate ``df`` against ``suite``; a suite name may be validated more than once.
 
         The first pass only counts bad values: listing examples costs one more Spark job per
-        expectation, so only a suite with failures is run again to collect them.
+        expectation. Only the expectations that failed are then run again, with examples (each
+        expectation run costs one or more Spark jobs); their results replace the first pass's.
         """
         df = _narrow(df, suite)
-        first = self._run(df, suite, COUNTS_ONLY)
-        if first.success and not first.failures():
+        first, keys = self._run(df, suite, COUNTS_ONLY)
+        failed = {key for key, r in zip(keys, first.results, strict=True) if not r.success}
+        if not failed:
             return first
-        return self._run(df, suite, WITH_EXAMPLES)
+        again = gx.ExpectationSuite(
+            name=suite.name,
+            expectations=[
+                e.copy(update={"id": None})
+                for e in suite.expectations
+                if config_key(e.configuration) in failed
+            ],
+        )
+        second, second_keys = self._run(df, again, WITH_EXAMPLES)
+        with_examples = dict(zip(second_keys, second.results, strict=True))
+        if set(with_examples) != failed:
+            raise RuntimeError(f"suite {suite.name}: the second pass ran other expectations")
+        results = tuple(
+            with_examples.get(key, r) for key, r in zip(keys, first.results, strict=True)
+        )
+        return SuiteOutcome(suite.name, _suite_success(results), results)
 
     def _run(
         self, df: Frame, suite: gx.ExpectationSuite, result_format: dict[str, Any]
-    ) -> SuiteOutcome:
+    ) -> tuple[SuiteOutcome, list[str]]:
         if suite.name in self._names:
             # the definition first: GX cannot load (so cannot delete) one whose suite is gone
             self.context.validation_definitions.delete(suite.name)
@@ -231,7 +249,9 @@ class Runner:
             )
         )
         result = definition.run(batch_parameters={"dataframe": df}, result_format=result_format)
-        return outcome(suite.name, result)
+        return outcome(suite.name, result), [
+            config_key(er.expectation_config) for er in result.results
+        ]
 
     def build_data_docs(self) -> Path | None:
         """Render the Data Docs of every validation run so far; the site's index.html."""
@@ -239,6 +259,16 @@ class Runner:
             return None
         self.context.build_data_docs(site_names=[DATA_DOCS_SITE])
         return self.data_docs_dir / "index.html"
+
+
+# what GX adds to a result's kwargs at run time; not part of what an expectation checks
+_RUNTIME_KWARGS = frozenset({"batch_id", "result_format", "catch_exceptions", "include_config"})
+
+
+def config_key(config: Any) -> str:
+    """An expectation's identity in a suite: its type and what it checks (kwargs)."""
+    kwargs = {k: v for k, v in dict(config.kwargs).items() if k not in _RUNTIME_KWARGS}
+    return json.dumps([str(config.type), kwargs], sort_keys=True, default=str)
 
 
 def suite_columns(suite: gx.ExpectationSuite) -> list[str]:
@@ -310,8 +340,12 @@ def outcome(suite_name: str, result: Any) -> SuiteOutcome:
                 description=config.description,
             )
         )
-    success = not any(not r.success and r.severity == CRITICAL for r in rows)
-    return SuiteOutcome(suite=suite_name, success=success, results=tuple(rows))
+    return SuiteOutcome(suite=suite_name, success=_suite_success(rows), results=tuple(rows))
+
+
+def _suite_success(results: Sequence[ExpectationOutcome]) -> bool:
+    """A suite fails when a critical expectation failed; warnings are findings only."""
+    return not any(not r.success and r.severity == CRITICAL for r in results)
 
 
 def validate(df: Frame, suite: gx.ExpectationSuite) -> SuiteOutcome:

@@ -26,9 +26,11 @@ IS_NULL = "expect_column_values_to_be_null"
 
 
 def _validate(spark, runner, rows, ranges=None):
+    """As the weekly job validates its events (prepared, cached while GX reads them)."""
+    from expectations.weekly import _validate_events
+
     ranges_df = ranges if ranges is not None else file_ranges_from_ledger(spark, ledger_entries())
-    prepared = prepare_events(events_df(spark, rows), ranges_df)
-    return runner.validate(with_key_checks(prepared), build_events_suite())
+    return _validate_events(runner, events_df(spark, rows), ranges_df)
 
 
 def _good():
@@ -168,3 +170,33 @@ def test_unknown_verb_is_a_warning_not_a_failure(spark, runner):
     assert failed(out, "warning") == {(IN_SET, "verb")}
     bad = out.failures()[0]
     assert bad.severity == "warning" and bad.observed["examples"] == ["frobnicate"]
+
+
+def test_only_the_failed_expectations_run_again_with_the_full_runs_outcome(
+    spark, runner, monkeypatch
+):
+    from expectations.runner import WITH_EXAMPLES, _narrow
+
+    rows = _good()
+    rows[0].update(stage=None)
+    rows[1].update(level="Verbose")
+    prepared = with_key_checks(
+        prepare_events(events_df(spark, rows), file_ranges_from_ledger(spark, ledger_entries()))
+    )
+    runs: list[int] = []
+    real_run = runner._run
+
+    def counting_run(df, suite, result_format):
+        runs.append(len(suite.expectations))
+        return real_run(df, suite, result_format)
+
+    monkeypatch.setattr(runner, "_run", counting_run)
+    out = runner.validate(prepared, build_events_suite())
+    monkeypatch.undo()
+    every = len(build_events_suite().expectations)
+    assert runs == [every, 2]  # everything counted, then the two failures with examples
+    assert failed(out) == {(NOT_NULL, "stage"), (IN_SET, "level")}
+    assert {tuple(r.observed["examples"]) for r in out.failures()} == {(None,), ("Verbose",)}
+    suite = build_events_suite()
+    whole = runner._run(_narrow(prepared, suite), suite, WITH_EXAMPLES)[0]
+    assert out.to_dict() == whole.to_dict()
