@@ -86,10 +86,8 @@ def _request_marts(
     }
 
 
-def important_events_in_few_partitions(
-    scoped_df: DataFrame, detections: DetectionsConfig, partitions: int | None = None
-) -> DataFrame:
-    """``important_events_from`` in at most ``partitions`` (IMPORTANT_PARTITIONS_PER_CORE a core).
+def in_few_partitions(important_df: DataFrame, partitions: int | None = None) -> DataFrame:
+    """The important events in at most ``partitions`` (IMPORTANT_PARTITIONS_PER_CORE a core).
 
     The union of a dozen detection passes had ~70 partitions, most of them empty (the 1.5 M
     week: 68), and each of the five jobs that read its cache ran a task per partition. Every
@@ -97,10 +95,8 @@ def important_events_in_few_partitions(
     deserialisation. ``coalesce`` joins neighbouring partitions without a shuffle; a large
     one (a detection pass of a week under attack: ~1 M rows) stays as large as it was.
     """
-    cores = scoped_df.sparkSession.sparkContext.defaultParallelism
-    return important_events_from(scoped_df, detections).coalesce(
-        partitions or IMPORTANT_PARTITIONS_PER_CORE * cores
-    )
+    cores = important_df.sparkSession.sparkContext.defaultParallelism
+    return important_df.coalesce(partitions or IMPORTANT_PARTITIONS_PER_CORE * cores)
 
 
 def _detection_and_policy_marts(
@@ -120,7 +116,7 @@ def _detection_and_policy_marts(
     scoped_df = detection_requests(requests_df, ip_info_df, detections).persist(
         StorageLevel.MEMORY_AND_DISK
     )
-    important_df = important_events_in_few_partitions(scoped_df, detections).persist(
+    important_df = in_few_partitions(important_events_from(scoped_df, detections)).persist(
         StorageLevel.MEMORY_AND_DISK
     )
     # conformance of the week's events to the cluster's audit policy
