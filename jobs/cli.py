@@ -372,12 +372,13 @@ def report(config_path: str, week: str, home: str | None, allow_empty: bool) -> 
         load_policy(config.policy)
     read_ledger(layout)  # a damaged ledger run file: one line naming it, before Spark
     from jobs import pipeline
-    from jobs._session import get_spark
+    from jobs._session import get_spark, stop_spark
 
     spark = get_spark("kaudit-report", config_master=config.spark_master)
     outcome = pipeline.weekly_report(
-        spark, config, layout, week, allow_empty=allow_empty, echo=click.echo
-    )
+        spark, config, layout, week, allow_empty=allow_empty, echo=click.echo,
+        release_spark=stop_spark,
+    )  # fmt: skip
     print_week(config.cluster, week, outcome)
     for line in outcome.publish.lines():
         click.echo(f"delivery: {line}")

@@ -269,8 +269,14 @@ class WeeklyOutcome:
 def weekly_report(
     spark: SparkSession, config: Config, layout: Layout, week: str, *,
     allow_empty: bool = False, echo: Echo = print,
+    release_spark: Callable[[], None] | None = None,
 ) -> WeeklyOutcome:  # fmt: skip
-    """All four steps, with a line of progress for each."""
+    """All four steps, with a line of progress for each.
+
+    ``release_spark`` is called once the last Spark step (validation) is done: the CLI ends
+    the JVM there, so its memory (3 GB after a week under attack) is not held while the PDF
+    is drawn.
+    """
     from jobs.progress import step
 
     with step(echo, "policy check, marts and summary"):
@@ -279,6 +285,8 @@ def weekly_report(
         summary = build(spark, config, layout, week, allow_empty=allow_empty, idle_work=_preload)
     with step(echo, "validation (Great Expectations)"):
         validation = validate(spark, config, layout, week)
+    if release_spark is not None:
+        release_spark()
     with step(echo, "PDF report"):
         result = render(config, layout, week)
     with step(echo, "publish"):

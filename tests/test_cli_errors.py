@@ -364,3 +364,27 @@ def test_mistyped_home_is_an_error(collected, tmp_path, no_spark, command):
     line = _error_line(CliRunner().invoke(main, args), EXIT_USAGE)
     assert line.startswith(f"kaudit: error: no kaudit home at {typo}")
     assert not typo.exists()
+
+
+def test_report_ends_the_jvm_before_the_pdf(collected, monkeypatch):
+    # not an error: kaudit report hands weekly_report the call that ends Spark's JVM once
+    # validation is done (tests/jobs/test_pipeline.py: weekly_report calls it there)
+    import click
+
+    from jobs import _session, pipeline
+
+    config, home = collected
+    seen: dict[str, object] = {}
+
+    def weekly_report(spark, *_args, **kwargs):
+        seen.update(kwargs, spark=spark)
+        raise click.exceptions.Exit(0)
+
+    session = object()
+    monkeypatch.setattr(_session, "get_spark", lambda *_a, **_k: session)
+    monkeypatch.setattr(pipeline, "weekly_report", weekly_report)
+    args = ["report", "--config", str(config), "--week", "2026-W47", "--home", str(home)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert seen["spark"] is session
+    assert seen["release_spark"] is _session.stop_spark

@@ -16,7 +16,11 @@ def test_weekly_report_writes_marts_validation_and_a_verifiable_pdf(spark, copy_
 
     config, layout = copy_home
     lines: list[str] = []
-    outcome = pipeline.weekly_report(spark, config, layout, WEEK, echo=lines.append)
+    released: list[list[str]] = []  # the step lines printed when the JVM may be ended
+    outcome = pipeline.weekly_report(
+        spark, config, layout, WEEK, echo=lines.append,
+        release_spark=lambda: released.append(list(lines)),
+    )  # fmt: skip
     assert outcome.validation["success"], [
         r for s in outcome.validation["suites"] for r in s["results"] if not r["success"]
     ]
@@ -25,6 +29,8 @@ def test_weekly_report_writes_marts_validation_and_a_verifiable_pdf(spark, copy_
     manifest = json.loads((outcome.pdf.parent / "manifest.json").read_text())
     assert manifest["custody_head"]["count"] == len(layout.custody.read_text().splitlines())
     assert [line.split()[0] for line in lines] == ["...", "done"] * 4
+    assert released == [lines[:4]]  # once: after validation, before the PDF
+    assert "validation" in lines[3] and "PDF" in lines[4]
     summary = outcome.summary
     provenance = summary["provenance"]
     assert provenance["policy"]["source"] == "embedded ACK policy"

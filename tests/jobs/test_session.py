@@ -52,3 +52,27 @@ def test_the_jvm_stderr_is_passed_on_but_its_startup_noise(capfd):
     with os.fdopen(read_end, "rb") as stream:
         _pass_stderr(stream)
     assert capfd.readouterr().err == 'Exception in thread "main" java.lang.Error: boom\nlast'
+
+
+def test_stop_spark_ends_the_jvm_and_a_later_session_starts_a_new_one(tmp_path):
+    # kaudit report ends the JVM before the PDF (its memory: ~3 GB after a week under
+    # attack); SparkSession.stop alone leaves the JVM process running with it
+    script = (
+        "from pyspark import SparkContext\n"
+        "from jobs._session import get_spark, stop_spark\n"
+        "spark = get_spark(master='local[1]')\n"
+        "jvm = SparkContext._gateway.proc\n"
+        "print(spark.range(5).count(), jvm.poll())\n"
+        "stop_spark()\n"
+        "print(jvm.poll() is not None, SparkContext._gateway)\n"
+        "again = get_spark(master='local[1]')\n"
+        "print(again.range(3).count(), SparkContext._gateway.proc is not jvm)\n"
+        "stop_spark()\n"
+    )
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, env=env, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout == b"5 None\nTrue None\n3 True\n"
+    assert done.stderr == b""
