@@ -25,6 +25,16 @@ def test_column_functions_do_not_record_their_python_call_site(spark, monkeypatc
     assert [r.a for r in df.collect()] == [None, None, "x2"]
 
 
+def _run_fresh(script: str, tmp_path) -> subprocess.CompletedProcess[bytes]:
+    """Run ``script`` in a fresh interpreter (its own JVM), TMPDIR in ``tmp_path``; must pass."""
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, env=env, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    return done
+
+
 def test_a_new_session_prints_nothing_on_the_terminal(tmp_path):
     # The JVM's incubator-module warning and PySpark's two lines about the shell's log level
     # printed at the start of every kaudit command; a session's start and a job print nothing.
@@ -33,11 +43,7 @@ def test_a_new_session_prints_nothing_on_the_terminal(tmp_path):
         "spark = get_spark(master='local[1]')\n"
         "print(spark.range(5).count())\n"
     )
-    env = {**os.environ, "TMPDIR": str(tmp_path)}
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, env=env, timeout=300, check=False
-    )
-    assert done.returncode == 0, done.stderr.decode()
+    done = _run_fresh(script, tmp_path)
     assert done.stdout == b"5\n"
     assert done.stderr == b""
     assert list(tmp_path.glob("kaudit-spark-*.log")) == []  # no Spark log without an error
@@ -69,10 +75,6 @@ def test_stop_spark_ends_the_jvm_and_a_later_session_starts_a_new_one(tmp_path):
         "print(again.range(3).count(), SparkContext._gateway.proc is not jvm)\n"
         "stop_spark()\n"
     )
-    env = {**os.environ, "TMPDIR": str(tmp_path)}
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, env=env, timeout=300, check=False
-    )
-    assert done.returncode == 0, done.stderr.decode()
+    done = _run_fresh(script, tmp_path)
     assert done.stdout == b"5 None\nTrue None\n3 True\n"
     assert done.stderr == b""
