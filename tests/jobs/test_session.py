@@ -25,26 +25,29 @@ def test_column_functions_do_not_record_their_python_call_site(spark, monkeypatc
     assert [r.a for r in df.collect()] == [None, None, "x2"]
 
 
-def _run_fresh(script: str, tmp_path) -> subprocess.CompletedProcess[bytes]:
-    """Run ``script`` in a fresh interpreter (its own JVM), TMPDIR in ``tmp_path``; must pass."""
+def test_a_fresh_session_is_quiet_and_stop_spark_ends_its_jvm(tmp_path):
+    # The JVM's incubator-module warning and PySpark's two lines about the shell's log level
+    # printed at the start of every kaudit command; a session's start and a job print nothing.
+    # kaudit report ends the JVM before the PDF (its memory: ~3 GB after a week under attack):
+    # SparkSession.stop alone leaves the JVM process running; a later session starts a new one.
+    script = (
+        "from pyspark import SparkContext\n"
+        "from jobs._session import get_spark, stop_spark\n"
+        "spark = get_spark(master='local[1]')\n"
+        "jvm = SparkContext._gateway.proc\n"
+        "print(spark.range(5).count(), jvm.poll())\n"
+        "stop_spark()\n"
+        "print(jvm.poll() is not None, SparkContext._gateway)\n"
+        "again = get_spark(master='local[1]')\n"
+        "print(again.range(3).count(), SparkContext._gateway.proc is not jvm)\n"
+        "stop_spark()\n"
+    )
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, env=env, timeout=300, check=False
     )
     assert done.returncode == 0, done.stderr.decode()
-    return done
-
-
-def test_a_new_session_prints_nothing_on_the_terminal(tmp_path):
-    # The JVM's incubator-module warning and PySpark's two lines about the shell's log level
-    # printed at the start of every kaudit command; a session's start and a job print nothing.
-    script = (
-        "from jobs._session import get_spark\n"
-        "spark = get_spark(master='local[1]')\n"
-        "print(spark.range(5).count())\n"
-    )
-    done = _run_fresh(script, tmp_path)
-    assert done.stdout == b"5\n"
+    assert done.stdout == b"5 None\nTrue None\n3 True\n"
     assert done.stderr == b""
     assert list(tmp_path.glob("kaudit-spark-*.log")) == []  # no Spark log without an error
 
@@ -58,23 +61,3 @@ def test_the_jvm_stderr_is_passed_on_but_its_startup_noise(capfd):
     with os.fdopen(read_end, "rb") as stream:
         _pass_stderr(stream)
     assert capfd.readouterr().err == 'Exception in thread "main" java.lang.Error: boom\nlast'
-
-
-def test_stop_spark_ends_the_jvm_and_a_later_session_starts_a_new_one(tmp_path):
-    # kaudit report ends the JVM before the PDF (its memory: ~3 GB after a week under
-    # attack); SparkSession.stop alone leaves the JVM process running with it
-    script = (
-        "from pyspark import SparkContext\n"
-        "from jobs._session import get_spark, stop_spark\n"
-        "spark = get_spark(master='local[1]')\n"
-        "jvm = SparkContext._gateway.proc\n"
-        "print(spark.range(5).count(), jvm.poll())\n"
-        "stop_spark()\n"
-        "print(jvm.poll() is not None, SparkContext._gateway)\n"
-        "again = get_spark(master='local[1]')\n"
-        "print(again.range(3).count(), SparkContext._gateway.proc is not jvm)\n"
-        "stop_spark()\n"
-    )
-    done = _run_fresh(script, tmp_path)
-    assert done.stdout == b"5 None\nTrue None\n3 True\n"
-    assert done.stderr == b""
