@@ -380,3 +380,77 @@ def test_a_flaw_is_found_whichever_check_its_file_needs(spark, collect_dirs, tmp
         else:
             assert (entry.events, entry.quarantined) == (3, 1), name
             assert [(r.line_no, r.reason, bytes(r.raw)) for r in rows] == [(2, reason, line)]
+
+
+def test_footer_counts_equal_spark_counts(spark, tmp_path, collect_dirs, monkeypatch):
+    """The line accounting read from the staged files' footers is Spark's, or not used."""
+    from jobs.ingest.accounting import footer_counts, spark_counts
+
+    seen = []
+
+    def both(spark_, staged):
+        seen.append((footer_counts(staged), spark_counts(spark_, staged)))
+        return seen[-1][1]
+
+    monkeypatch.setattr(jobs.ingest.main, "staged_counts", both)
+    m = tmp_path / "m"
+    m.mkdir()
+    days = [f"2026-11-{d:02d}T01:02:03.000001Z" for d in range(16, 19)]
+    (m / "kubernetes-2026-11-19T00-00-00.000.audit").write_text(
+        "".join(ev(100 + i, requestReceivedTimestamp=t) + "\n" for i, t in enumerate(days)) + "\n"
+    )
+    (m / "kubernetes-2026-11-19T01-00-00.000.audit").write_bytes(
+        b"\n".join(line for line, bucket, _ in HOSTILE if bucket != "duplicate") + b"\n"
+    )
+    gz = gzip.compress("".join(ev(500 + i) + "\n" for i in range(200)).encode(), mtime=0)
+    (m / "kubernetes-2026-11-19T02-00-00.000.audit.gz").write_bytes(gz[: len(gz) * 2 // 3])
+    layout = collect_dirs({"m": m})
+    assert ingest(spark, layout, max_line_bytes=MAX_LINE).run_id
+    # a second run whose files repeat keys: the losers' staged files are rewritten
+    (m / "kubernetes.audit").write_text(ev(1) + "\n" + ev(777) + "\n" + ev(778) + "\n")
+    collect_dirs({"m": m})
+    assert ingest(spark, layout, max_line_bytes=MAX_LINE).run_id
+    [(first, first_spark), (second, second_spark)] = seen
+    assert first is not None and first == first_spark  # the footers said it all
+    n_events = sum(b == "event" for _, b, _ in HOSTILE)
+    n_quarantined = sum(b == "quarantined" for _, b, _ in HOSTILE)
+    assert sorted((c.event, c.quarantined, c.blank) for c in first.values()) == sorted(
+        [(3, 0, 1), (n_events, n_quarantined, 2), (first_gz_events(first), 1, 0)]
+    )
+    spans = {(c.first_event, c.last_event) for c in first.values()}
+    assert ("2026-11-16T01:02:03.000001Z", "2026-11-18T01:02:03.000001Z") in spans
+    assert second is None or second == second_spark
+    assert second_spark and sum(c.duplicate for c in second_spark.values()) == 1  # id-1
+
+
+def first_gz_events(counts):
+    """The events of the truncated gzip file: the one whose only quarantined line is the damage."""
+    [n] = [c.event for c in counts.values() if c.quarantined == 1 and c.blank == 0]
+    assert n > 0
+    return n
+
+
+def test_footer_counts_refuse_a_file_of_two_evidence_files(tmp_path):
+    import datetime as dt
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from jobs.ingest.accounting import footer_counts
+
+    folder = tmp_path / "bucket=event" / "cluster=c1" / "event_date=2026-11-18"
+    folder.mkdir(parents=True)
+    ts = pa.array(
+        [dt.datetime(2026, 11, 18, 1, 2, 3, 4, tzinfo=dt.UTC)] * 2, pa.timestamp("us", tz="UTC")
+    )
+    table = pa.table(
+        {"evidence_sha256": ["a" * 64, "a" * 64], "line_no": [1, 2], "request_received_ts": ts}
+    )
+    pq.write_table(table, folder / "part-00000.parquet")
+    counts = footer_counts(tmp_path)
+    assert counts is not None and counts["a" * 64].event == 2
+    assert counts["a" * 64].first_event == "2026-11-18T01:02:03.000004Z"
+    assert counts["a" * 64].max_line == 2
+    mixed = table.set_column(0, "evidence_sha256", pa.array(["a" * 64, "b" * 64]))
+    pq.write_table(mixed, folder / "part-00001.parquet")
+    assert footer_counts(tmp_path) is None
