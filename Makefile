@@ -58,8 +58,9 @@ test: install lint ## lint, then run the test suite
 	$(BIN)/python -m pytest -q
 
 SIZES ?= 300000
-bench: install ## ingest + weekly run vs Spark's floor and DuckDB (SIZES="1500000 3000000"); appends bench/RESULTS.md
-	$(BIN)/python bench/bench.py --sizes "$(SIZES)" $(BENCH_ARGS)
+REPEAT ?= 3
+bench: install ## ingest + weekly run vs Spark's floor and DuckDB (SIZES="1500000 3000000", REPEAT=3 runs each, median); appends bench/RESULTS.md
+	$(BIN)/python bench/bench.py --sizes "$(SIZES)" --repeat $(REPEAT) $(BENCH_ARGS)
 
 lint: install ## ruff format --check, ruff check, mypy (strict on jobs/)
 	$(BIN)/ruff format --check jobs reports expectations dags tests bench

@@ -15,7 +15,12 @@ bench/bench_investigate.py, and (``--adversarial``) the weekly run on the first 
 plus a scan (bench/adversarial.py). Spark's event logs go to <work>/eventlog; the slowest
 stages of each kaudit process are printed. One table at the end; appended to bench/RESULTS.md.
 
-    python bench/bench.py [--sizes "300000"] [--adversarial] [--work bench/work]
+With ``--repeat N`` each timed step (kaudit's and its floors') runs N times, interleaved
+(ingest, floor, DuckDB, ingest, ...), so that a slow spell of a shared machine falls on all
+of them. The table gives the median run's time (with every run's in brackets), ratios of
+medians, and the highest peak memory of any run.
+
+    python bench/bench.py [--sizes "300000"] [--repeat 3] [--adversarial N] [--work bench/work]
 """
 
 from __future__ import annotations
@@ -313,14 +318,43 @@ def reset_lake(home: Path) -> None:
         shutil.rmtree(home / sub, ignore_errors=True)
 
 
-def bench_size(work: Path, n: int, ingest_only: bool = False, report: bool = True) -> dict:
+def _label(name: str, rep: int) -> str:
+    return name if rep == 0 else f"{name}-r{rep + 1}"
+
+
+def median_of(runs: list[dict]) -> dict:
+    """One step's figure over its repeated runs: the run of median time (the lower middle
+    of an even count), its steps and event log; peak PSS and Python workers over all runs.
+    """
+    ordered = sorted(runs, key=lambda r: r["seconds"])
+    mid = dict(ordered[(len(ordered) - 1) // 2])
+    mid["pss_mib"] = max(r["pss_mib"] for r in runs)
+    mid["python_workers"] = any(r["python_workers"] for r in runs)
+    mid["runs"] = [r["seconds"] for r in runs]
+    return mid
+
+
+def bench_size(
+    work: Path, n: int, ingest_only: bool = False, report: bool = True, repeat: int = 1
+) -> dict:
     home, size_mb = prepare(work, n)
     config = write_config(home, work / f"src-{n}")
-    reset_lake(home)
     res: dict = {"events": n, "input_mb": size_mb}
-    res["ingest"] = measure([KAUDIT, "ingest", "--home", str(home)], work, f"ingest-{n}")
-    res["floor"] = measure(child_cmd("floor", home, work / f"floor-{n}"), work, f"floor-{n}")
-    res["duckdb"] = measure(child_cmd("duckdb", home, work / f"duckdb-{n}"), work, f"duckdb-{n}")
+    runs: dict[str, list[dict]] = {"ingest": [], "floor": [], "duckdb": []}
+    for rep in range(repeat):  # interleaved: a slow spell of the machine hits every step
+        reset_lake(home)
+        runs["ingest"].append(
+            measure([KAUDIT, "ingest", "--home", str(home)], work, _label(f"ingest-{n}", rep))
+        )
+        runs["floor"].append(
+            measure(child_cmd("floor", home, work / f"floor-{n}"), work, _label(f"floor-{n}", rep))
+        )
+        runs["duckdb"].append(
+            measure(
+                child_cmd("duckdb", home, work / f"duckdb-{n}"), work, _label(f"duckdb-{n}", rep)
+            )
+        )
+    res.update({k: median_of(v) for k, v in runs.items()})
     if ingest_only:
         return res
     if not report:
@@ -329,17 +363,30 @@ def bench_size(work: Path, n: int, ingest_only: bool = False, report: bool = Tru
             flush=True,
         )
         return res
-    res["report"] = measure(
-        [KAUDIT, "report", "--config", str(config), "--week", WEEK, "--home", str(home)],
-        work,
-        f"report-{n}",
-    )
-    res["marts_floor"] = measure(
-        child_cmd("marts-floor", home, work / f"martsfloor-{n}"), work, f"martsfloor-{n}"
-    )
-    res["duckdb_marts"] = measure(
-        child_cmd("duckdb-marts", home, work / f"duckmarts-{n}"), work, f"duckmarts-{n}"
-    )
+    weekly: dict[str, list[dict]] = {"report": [], "marts_floor": [], "duckdb_marts": []}
+    for rep in range(repeat):
+        weekly["report"].append(
+            measure(
+                [KAUDIT, "report", "--config", str(config), "--week", WEEK, "--home", str(home)],
+                work,
+                _label(f"report-{n}", rep),
+            )
+        )
+        weekly["marts_floor"].append(
+            measure(
+                child_cmd("marts-floor", home, work / f"martsfloor-{n}"),
+                work,
+                _label(f"martsfloor-{n}", rep),
+            )
+        )
+        weekly["duckdb_marts"].append(
+            measure(
+                child_cmd("duckdb-marts", home, work / f"duckmarts-{n}"),
+                work,
+                _label(f"duckmarts-{n}", rep),
+            )
+        )
+    res.update({k: median_of(v) for k, v in weekly.items()})
     res["summary_lists"] = summary_lists(home)
     for k in ("ingest", "floor", "duckdb", "report", "marts_floor", "duckdb_marts"):
         print(
@@ -359,7 +406,7 @@ def summary_lists(home: Path) -> dict[str, int]:
     return {k: len(v) for k, v in summary.items() if isinstance(v, list)}
 
 
-def bench_adversarial(work: Path, n: int, scan: int) -> dict:
+def bench_adversarial(work: Path, n: int, scan: int, repeat: int = 1) -> dict:
     """The weekly run on the size-n week plus a scan of ``scan`` requests (bench/adversarial.py)."""
     from adversarial import add_scan
 
@@ -378,10 +425,15 @@ def bench_adversarial(work: Path, n: int, scan: int) -> dict:
     config = write_config(home, src)
     run_collect(load_config(config), Layout(home))
     res = {"ingest": measure([KAUDIT, "ingest", "--home", str(home)], work, f"adv-ingest-{n}")}
-    res["report"] = measure(
-        [KAUDIT, "report", "--config", str(config), "--week", WEEK, "--home", str(home)],
-        work,
-        f"adv-report-{n}",
+    res["report"] = median_of(
+        [
+            measure(
+                [KAUDIT, "report", "--config", str(config), "--week", WEEK, "--home", str(home)],
+                work,
+                _label(f"adv-report-{n}", rep),
+            )
+            for rep in range(repeat)
+        ]
     )
     res["summary_lists"] = summary_lists(home)
     print(
@@ -511,21 +563,28 @@ def table(
     def ratio(a: float, b: float | None) -> str:
         return f"{a / b:.2f}x" if b else "-"
 
+    def sec(step: dict) -> str:
+        """Seconds; with repeats, the median and every run's."""
+        runs = step.get("runs") or [step["seconds"]]
+        if len(runs) == 1:
+            return f"{step['seconds']:.1f}"
+        return f"{step['seconds']:.1f} ({' / '.join(f'{x:.1f}' for x in runs)})"
+
     for r in results:
         n, ing, fl, du = r["events"], r["ingest"], r["floor"], r["duckdb"]
         rows.append(
-            f"| ingest, whole process | {n} | {ing['seconds']:.1f} | {fl['seconds']:.1f} "
-            f"| {du['seconds']:.1f} | {ratio(ing['seconds'], fl['seconds'])} | "
+            f"| ingest, whole process | {n} | {sec(ing)} | {sec(fl)} "
+            f"| {sec(du)} | {ratio(ing['seconds'], fl['seconds'])} | "
             f"{ratio(ing['seconds'], du['seconds'])} | {ing['pss_mib']:.0f} / "
             f"{fl['pss_mib']:.0f} / {du['pss_mib']:.0f} | {ing['python_workers']} |"
         )
         if "report" not in r:
             continue
         rep, dm, mf = r["report"], r["duckdb_marts"], r.get("marts_floor")
-        mf_s, mf_mib = (f"{mf['seconds']:.1f}", f"{mf['pss_mib']:.0f}") if mf else ("-", "-")
+        mf_s, mf_mib = (sec(mf), f"{mf['pss_mib']:.0f}") if mf else ("-", "-")
         rows.append(
-            f"| weekly run (`kaudit report`), whole process | {n} | {rep['seconds']:.1f} "
-            f"| {mf_s} | {dm['seconds']:.1f} | {ratio(rep['seconds'], mf and mf['seconds'])} | "
+            f"| weekly run (`kaudit report`), whole process | {n} | {sec(rep)} "
+            f"| {mf_s} | {sec(dm)} | {ratio(rep['seconds'], mf and mf['seconds'])} | "
             f"{ratio(rep['seconds'], dm['seconds'])} | "
             f"{rep['pss_mib']:.0f} / {mf_mib} / {dm['pss_mib']:.0f} | {rep['python_workers']} |"
         )
@@ -535,7 +594,7 @@ def table(
         rep = adv["report"]
         rows.append(
             f"| weekly run, adversarial week (+scan) | {adv['events']} | "
-            f"{rep['seconds']:.1f} | - | - | - | - | {rep['pss_mib']:.0f} | "
+            f"{sec(rep)} | - | - | - | - | {rep['pss_mib']:.0f} | "
             f"{rep['python_workers']} |"
         )
         for step, sec in rep["steps"].items():
@@ -582,6 +641,12 @@ def main() -> None:
     ap.add_argument("--adversarial", type=int, default=0, help="scan requests (0: skip)")
     ap.add_argument("--skip", default="", help="comma list: hourly,investigate")
     ap.add_argument("--no-record", action="store_true")
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run each timed step this many times, interleaved; the table shows the median",
+    )
     ap.add_argument("--ingest-only", action="store_true", help="iterate: ingest vs floors only")
     ap.add_argument("--report-max", type=int, default=0, help="weekly run only up to this size")
     ap.add_argument("--child", choices=sorted(CHILDREN))
@@ -599,7 +664,7 @@ def main() -> None:
     report_max = args.report_max or max(sizes)
     results = []
     for n in sizes:
-        results.append(bench_size(work, n, args.ingest_only, n <= report_max))
+        results.append(bench_size(work, n, args.ingest_only, n <= report_max, args.repeat))
         _save(work, results)
     if args.ingest_only:
         for r in results:
@@ -612,7 +677,7 @@ def main() -> None:
     inv = None if "investigate" in skip else bench_investigate(work, args.investigate_events)
     adv = None
     if args.adversarial:
-        adv = bench_adversarial(work, sizes[0], args.adversarial)
+        adv = bench_adversarial(work, sizes[0], args.adversarial, args.repeat)
         adv["events"] = f"{sizes[0]}+{args.adversarial}"
     _save(work, {"sizes": results, "hourly": hourly, "investigate": inv, "adversarial": adv})
     profile = ["Slowest stages per process (event log: wall and executor CPU seconds, job):", ""]
