@@ -588,8 +588,10 @@ def table(
             f"{ratio(rep['seconds'], dm['seconds'])} | "
             f"{rep['pss_mib']:.0f} / {mf_mib} / {dm['pss_mib']:.0f} | {rep['python_workers']} |"
         )
-        for step, sec in rep["steps"].items():
-            rows.append(f"| &nbsp; report step: {step} | {n} | {sec:.1f} | - | - | - | - | - | - |")
+        for step, seconds in rep["steps"].items():
+            rows.append(
+                f"| &nbsp; report step: {step} | {n} | {seconds:.1f} | - | - | - | - | - | - |"
+            )
     if adv:
         rep = adv["report"]
         rows.append(
@@ -597,9 +599,9 @@ def table(
             f"{sec(rep)} | - | - | - | - | {rep['pss_mib']:.0f} | "
             f"{rep['python_workers']} |"
         )
-        for step, sec in rep["steps"].items():
+        for step, seconds in rep["steps"].items():
             rows.append(
-                f"| &nbsp; adversarial step: {step} | - | {sec:.1f} | - | - | - | - | - | - |"
+                f"| &nbsp; adversarial step: {step} | - | {seconds:.1f} | - | - | - | - | - | - |"
             )
     if hourly:
         rows.append(

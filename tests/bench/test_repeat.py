@@ -41,3 +41,26 @@ def test_the_table_shows_every_run_and_the_ratio_of_medians():
         "| 12.0 | 1.45x |"
     )
     assert "| 1650 / 1350 / 3300 |" in rows[2]
+
+
+def test_the_weekly_and_adversarial_rows_with_their_steps():
+    size = {
+        "events": 10,
+        "ingest": bench.median_of([_run(40.0, 1600)]),
+        "floor": bench.median_of([_run(30.0, 1300)]),
+        "duckdb": bench.median_of([_run(12.0, 3300)]),
+        "report": bench.median_of([_run(118.0, 2700), _run(112.0, 2800)]),
+        "marts_floor": bench.median_of([_run(30.0, 1500), _run(31.0, 1500)]),
+        "duckdb_marts": bench.median_of([_run(2.5, 990), _run(2.6, 990)]),
+    }
+    adv = {"events": "10+5", "report": bench.median_of([_run(230.0, 3100), _run(250.0, 3000)])}
+    rows = bench.table([size], None, adv, None)
+    assert (
+        "| weekly run (`kaudit report`), whole process | 10 | 112.0 (118.0 / 112.0) |" in (rows[3])
+    )
+    assert rows[4] == "| &nbsp; report step: marts | 10 | 56.0 | - | - | - | - | - | - |"
+    assert rows[5].startswith(
+        "| weekly run, adversarial week (+scan) | 10+5 | 230.0 (230.0 / 250.0)"
+    )
+    assert "| 3100 |" in rows[5]
+    assert rows[6] == "| &nbsp; adversarial step: marts | - | 115.0 | - | - | - | - | - | - |"
