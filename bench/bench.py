@@ -616,10 +616,17 @@ def table(
     return rows
 
 
-def record(lines: list[str], sizes: list[int], load: tuple[float, float], extra: list[str]) -> None:
+def record(
+    lines: list[str],
+    sizes: list[int],
+    load: tuple[float, float],
+    extra: list[str],
+    repeat: int = 1,
+) -> None:
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    how = f"bench/bench.py --repeat {repeat}: medians" if repeat > 1 else "bench/bench.py"
     head = [
-        f"\n## Run of {stamp} (bench/bench.py)\n",
+        f"\n## Run of {stamp} ({how})\n",
         f"Machine: {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
         f"{platform.python_implementation()} {platform.python_version()}; load average "
         f"{load[0]:.1f} at start, {load[1]:.1f} at end; sizes {', '.join(map(str, sizes))} "
@@ -682,7 +689,11 @@ def main() -> None:
         adv = bench_adversarial(work, sizes[0], args.adversarial, args.repeat)
         adv["events"] = f"{sizes[0]}+{args.adversarial}"
     _save(work, {"sizes": results, "hourly": hourly, "investigate": inv, "adversarial": adv})
-    profile = ["Slowest stages per process (event log: wall and executor CPU seconds, job):", ""]
+    profile = [
+        "Slowest stages per process (event log of the median run: wall and executor CPU "
+        "seconds, job):",
+        "",
+    ]
     for r in results:
         for k in ("ingest", "report"):
             if k not in r:
@@ -697,7 +708,7 @@ def main() -> None:
     lines = table(results, hourly, adv, inv)
     print("\n".join([*lines, "", *profile]))
     if not args.no_record:
-        record(lines, sizes, (load0, os.getloadavg()[0]), profile)
+        record(lines, sizes, (load0, os.getloadavg()[0]), profile, args.repeat)
 
 
 if __name__ == "__main__":
